@@ -74,7 +74,9 @@ def engine_cache_facts(model):
         manifest = mf.load(model, check_files=False)
     except Exception as exc:
         return {"model": model, "engines": None, "error": str(exc), "bad_model": True}
-    result, error = _optional_call("backends.engine_cache", "describe_cache", manifest)
+    result, error = _optional_call("engine_cache", "describe_cache", manifest)
+    if result is None and error and "not available here" in error:
+        result, error = _optional_call("backends.engine_cache", "describe_cache", manifest)
     return {"model": manifest.get("_dir"), "engines": result, "error": error}
 
 
@@ -124,7 +126,7 @@ def text_lines(info):
         else:
             lines.append("  %-12s missing %s -> %s" % (row["name"], ", ".join(row["missing"]), row["install"]))
     trt = info.get("tensorrt") or {}
-    if trt.get("describe"):
+    if (trt.get("describe") or {}).get("tensorrt"):
         lines.append("tensorrt details:")
         for key, value in sorted(trt["describe"].items()):
             lines.append("  %-22s %s" % (key + ":", value))
