@@ -1,0 +1,510 @@
+"""The live pipeline: capture -> recognition -> outputs, each stage in its own thread.
+
+    summary = run_pipeline(open_source("synthetic://"), "onnxruntime", manifest.load("artifacts/cnn"),
+                           outputs=[JsonlOutput("out.jsonl")], max_frames=300)
+    print(summary.format())
+
+* Capture runs in a thread, recognition in another, outputs in the calling thread
+  (OpenCV windows want the main thread). Stages are joined by one-slot channels,
+  so the frame rate is set by the slowest stage.
+* Live sources: newest frame wins (a stage never works on a stale frame).
+  Files, folders and in-memory frames: lossless (every frame, in order).
+* The backend is opened, used and closed inside the recognition thread (TensorRT's
+  pycuda context is bound to the thread that made it).
+* Per-frame stage times (ms): capture, preprocess, infer (backend + smoothing),
+  output, total (capture start to the end of the outputs, queue waits included).
+"""
+
+import logging
+import threading
+import time
+from collections import deque
+
+import numpy as np
+
+from .backends import open_backend
+
+LOG = logging.getLogger(__name__)
+
+STAGES = ("capture", "preprocess", "infer", "output", "total")
+DEFAULT_MIN_CONFIDENCE = 0.6
+DEFAULT_SMOOTH_WINDOW = 5
+MAX_KEPT_TIMINGS = 200000  # per-frame timings kept for the summary (about 10 MB)
+
+clock = time.perf_counter
+
+
+class Closed(Exception):
+    """The channel was closed and is empty."""
+
+
+class FrameChannel(object):
+    """A bounded hand-over between two threads.
+
+    ``newest_wins``: put() never blocks and replaces the oldest waiting item (counted
+    in ``dropped``). Otherwise put() waits for space (lossless back-pressure).
+    """
+
+    def __init__(self, capacity=1, newest_wins=False):
+        self.capacity = max(1, int(capacity))
+        self.newest_wins = bool(newest_wins)
+        self.dropped = 0
+        self._items = deque()
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def wait_for_space(self, stop):
+        """Block until a put() would not block (or ``stop`` is set). Returns False when stopping."""
+        if self.newest_wins:
+            return not stop.is_set()
+        with self._cond:
+            while len(self._items) >= self.capacity and not stop.is_set() and not self._closed:
+                self._cond.wait(0.05)
+        return not stop.is_set() and not self._closed
+
+    def put(self, item, stop):
+        with self._cond:
+            if self.newest_wins:
+                while len(self._items) >= self.capacity:
+                    self._items.popleft()
+                    self.dropped += 1
+            else:
+                while len(self._items) >= self.capacity and not stop.is_set() and not self._closed:
+                    self._cond.wait(0.05)
+                if stop.is_set() or self._closed:
+                    return False
+            self._items.append(item)
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout=0.1):
+        """The next item; None on timeout; raises Closed when closed and empty."""
+        with self._cond:
+            if not self._items and not self._closed:
+                self._cond.wait(timeout)
+            if self._items:
+                item = self._items.popleft()
+                self._cond.notify_all()
+                return item
+            if self._closed:
+                raise Closed()
+            return None
+
+    def close(self):
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class FrameResult(object):
+    """One recognised frame: what outputs receive."""
+
+    __slots__ = ("index", "name", "frame", "boxes", "probs", "detections", "timings", "truth", "t0")
+
+    def __init__(self, index, name, frame, t0, capture_ms, truth=None):
+        self.index = index
+        self.name = name
+        self.frame = frame
+        self.t0 = t0
+        self.timings = {"capture": capture_ms}
+        self.truth = truth
+        self.boxes = []
+        self.probs = None
+        self.detections = []
+
+
+def _label_value(label):
+    return int(label) if label.isdigit() else label
+
+
+def detections_from_probs(boxes, probs, labels, min_confidence):
+    """[{bbox, digit, confidence, low_confidence}] from boxes and class probabilities."""
+    if len(boxes) == 0:
+        return []
+    best = probs.argmax(axis=1)
+    conf = probs[np.arange(len(boxes)), best]
+    out = []
+    for i, box in enumerate(boxes):
+        k, c = best[i], conf[i]
+        out.append({
+            "bbox": [int(v) for v in box],
+            "digit": _label_value(labels[int(k)]),
+            "confidence": round(float(c), 4),
+            "low_confidence": bool(c < min_confidence),
+        })
+    return out
+
+
+def batch_for_manifest(batch, manifest):
+    """preprocess gives NHWC [N, 28, 28, 1]; transpose for an NCHW model."""
+    if manifest["input"]["layout"] == "NCHW" and batch.ndim == 4 and batch.shape[-1] == 1:
+        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+    return batch
+
+
+def default_detector():
+    from .preprocess import digits_from_frame
+
+    return digits_from_frame
+
+
+def percentiles(values):
+    if not len(values):
+        return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0}
+    arr = np.asarray(values, dtype=np.float64)
+    p50, p90, p99 = np.percentile(arr, [50, 90, 99])
+    return {"p50": round(float(p50), 3), "p90": round(float(p90), 3), "p99": round(float(p99), 3),
+            "mean": round(float(arr.mean()), 3), "max": round(float(arr.max()), 3)}
+
+
+class Summary(object):
+    """What a run did: frames, FPS, stage percentiles (ms), drops, and per-frame timings."""
+
+    def __init__(self):
+        self.frames = 0
+        self.captured = 0
+        self.seconds = 0.0
+        self.detections = 0
+        self.low_confidence = 0
+        self.skipped = 0
+        self.dropped = 0
+        self.backend = None
+        self.backend_info = {}
+        self.source = ""
+        self.stopped_by = "end of source"
+        self.error = None
+        self.truth_digits = 0
+        self.truth_correct = 0
+        self.timings = deque(maxlen=MAX_KEPT_TIMINGS)  # rows (capture, preprocess, infer, output, total) ms
+
+    @property
+    def fps(self):
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def stage_array(self):
+        """float64 [frames, 5] in STAGES order (ms)."""
+        if not self.timings:
+            return np.zeros((0, len(STAGES)))
+        return np.asarray(self.timings, dtype=np.float64)
+
+    def stages(self):
+        arr = self.stage_array()
+        return {name: percentiles(arr[:, i] if len(arr) else []) for i, name in enumerate(STAGES)}
+
+    def as_dict(self):
+        out = {
+            "frames": self.frames, "captured": self.captured, "seconds": round(self.seconds, 3),
+            "fps": round(self.fps, 2), "detections": self.detections, "low_confidence": self.low_confidence,
+            "skipped": self.skipped, "dropped": self.dropped, "backend": self.backend,
+            "source": self.source, "stopped_by": self.stopped_by, "stages_ms": self.stages(),
+        }
+        if self.truth_digits:
+            out["synthetic_accuracy"] = round(self.truth_correct / float(self.truth_digits), 4)
+        if self.error:
+            out["error"] = self.error
+        return out
+
+    def format(self):
+        d = self.as_dict()
+        lines = [
+            "summary: %d frames in %.2f s = %.1f FPS, backend %s, source %s (stopped: %s)"
+            % (d["frames"], d["seconds"], d["fps"], d["backend"], d["source"], d["stopped_by"]),
+            "  detections %d (%d low confidence), skipped %d unreadable, dropped %d stale"
+            % (d["detections"], d["low_confidence"], d["skipped"], d["dropped"]),
+        ]
+        if "synthetic_accuracy" in d:
+            lines.append("  synthetic ground truth: %d/%d digits correct (%.1f%%)"
+                         % (self.truth_correct, self.truth_digits, 100.0 * d["synthetic_accuracy"]))
+        lines.append("  stage ms      p50      p90      p99")
+        for name in STAGES:
+            s = d["stages_ms"][name]
+            lines.append("  %-10s %8.3f %8.3f %8.3f" % (name, s["p50"], s["p90"], s["p99"]))
+        if self.error:
+            lines.append("  error: %s" % self.error)
+        return "\n".join(lines)
+
+
+def _truth_digits(truth):
+    """A list of (box, digit) from SyntheticCamera.last_truth, whatever its exact shape; [] if unknown."""
+    if not truth:
+        return []
+    items = truth.get("digits", truth) if isinstance(truth, dict) else truth
+    out = []
+    try:
+        for item in items:
+            if isinstance(item, dict):
+                box = item.get("bbox") or item.get("box")
+                digit = item.get("digit", item.get("label"))
+            else:
+                box, digit = item[0], item[1]
+            if box is not None and digit is not None:
+                out.append((tuple(int(v) for v in box), int(digit)))
+    except (TypeError, ValueError, IndexError, KeyError):
+        return []
+    return out
+
+
+def score_against_truth(detections, truth):
+    """(digits in truth, digits recognised correctly): each truth box takes the best-overlapping detection."""
+    from .smoothing import iou
+
+    pairs = _truth_digits(truth)
+    correct = 0
+    for box, digit in pairs:
+        best, best_iou = None, 0.3
+        for det in detections:
+            overlap = iou(box, det["bbox"])
+            if overlap > best_iou:
+                best, best_iou = det, overlap
+        if best is not None and best["digit"] == digit and not best["low_confidence"]:
+            correct += 1
+    return len(pairs), correct
+
+
+class _Recognizer(object):
+    """frame -> boxes -> batch -> backend -> (smoothed) detections. Lives in the recognition thread."""
+
+    def __init__(self, net, manifest, detector, roi, max_digits, min_confidence, smoother):
+        self.net = net
+        self.manifest = manifest
+        self.detector = detector
+        self.roi = roi
+        self.max_digits = max_digits
+        self.min_confidence = min_confidence
+        self.smoother = smoother
+        self.labels = manifest["labels"]
+        self.max_batch = int(getattr(net, "max_batch", 1 << 30))
+
+    def infer(self, batch):
+        batch = batch_for_manifest(batch, self.manifest)
+        if len(batch) <= self.max_batch:
+            return self.net.infer(batch)
+        parts = [self.net.infer(batch[i:i + self.max_batch]) for i in range(0, len(batch), self.max_batch)]
+        return np.concatenate(parts, axis=0)
+
+    def __call__(self, result):
+        t0 = clock()
+        found = self.detector(result.frame, self.manifest["preprocess"], roi=self.roi, max_digits=self.max_digits)
+        boxes = [tuple(int(v) for v in b) for b in found.boxes]
+        t1 = clock()
+        if boxes:
+            probs = self.infer(np.asarray(found.batch, dtype=np.float32))
+        else:
+            probs = np.zeros((0, len(self.labels)), np.float32)
+        if self.smoother is not None:
+            probs, _ = self.smoother.update(boxes, probs)
+        t2 = clock()
+        result.boxes = boxes
+        result.probs = probs
+        result.detections = detections_from_probs(boxes, probs, self.labels, self.min_confidence)
+        result.timings["preprocess"] = (t1 - t0) * 1e3
+        result.timings["infer"] = (t2 - t1) * 1e3
+        return result
+
+
+class Pipeline(object):
+    """Three stages in three threads; see run_pipeline() for the arguments."""
+
+    def __init__(self, source, backend_name, manifest, outputs=(), max_frames=None,
+                 min_confidence=DEFAULT_MIN_CONFIDENCE, smooth_window=None, detector=None, roi=None,
+                 max_digits=32, backend_options=None, stop_event=None, on_result=None, channel_capacity=1):
+        self.source = source
+        self.backend_name = backend_name
+        self.manifest = manifest
+        self.outputs = list(outputs)
+        self.max_frames = max_frames
+        self.min_confidence = float(min_confidence)
+        if smooth_window is None:
+            smooth_window = DEFAULT_SMOOTH_WINDOW if getattr(source, "is_live", False) else 0
+        self.smooth_window = int(smooth_window)
+        self.detector = detector
+        self.roi = roi
+        self.max_digits = int(max_digits)
+        self.backend_options = dict(backend_options or {})
+        self.stop = stop_event or threading.Event()
+        self.on_result = on_result
+        live = bool(getattr(source, "is_live", False))
+        self.to_recognition = FrameChannel(channel_capacity, newest_wins=live)
+        self.to_output = FrameChannel(channel_capacity, newest_wins=live)
+        self.backend_ready = threading.Event()
+        self.errors = []
+        self.summary = Summary()
+        self.summary.source = getattr(source, "uri", "") or type(source).__name__
+        self.live_stats = {"fps": 0.0}
+
+    # -- stage 1: capture ---------------------------------------------------
+    def _capture_loop(self):
+        from .sources import bgr_frame
+
+        index = 0
+        live = getattr(self.source, "is_live", False)
+        try:
+            self.backend_ready.wait()
+            while not self.stop.is_set():
+                if self.max_frames is not None and not live and index >= self.max_frames:
+                    break
+                if not self.to_recognition.wait_for_space(self.stop):
+                    break
+                t0 = clock()
+                ok, frame, name = self.source.read()
+                t1 = clock()
+                if not ok:
+                    err = getattr(self.source, "error", None)
+                    if err:
+                        self.errors.append(err)
+                    break
+                bgr = bgr_frame(frame)
+                if bgr is None:
+                    self.source.skipped += 1
+                    LOG.warning("skipping frame %s: empty or unsupported frame %s", name,
+                                getattr(frame, "shape", type(frame).__name__))
+                    continue
+                item = FrameResult(index, name, bgr, t0, (t1 - t0) * 1e3, getattr(self.source, "last_truth", None))
+                index += 1
+                self.to_recognition.put(item, self.stop)
+        except Exception as exc:  # a source failing mid-run ends the run with its message
+            LOG.debug("capture failed", exc_info=True)
+            self.errors.append("capture failed: %s" % exc)
+        finally:
+            self.summary.captured = index
+            self.to_recognition.close()
+
+    # -- stage 2: recognition ----------------------------------------------
+    def _recognition_loop(self):
+        from .smoothing import TemporalSmoother
+
+        net = None
+        try:
+            try:
+                net = open_backend(self.manifest, self.backend_name, **self.backend_options)
+                net.activate()
+                self.summary.backend = net.name
+                self.summary.backend_info = net.describe()
+                detector = self.detector or default_detector()
+            finally:
+                self.backend_ready.set()
+            smoother = TemporalSmoother(self.smooth_window) if self.smooth_window > 0 else None
+            recognise = _Recognizer(net, self.manifest, detector, self.roi, self.max_digits,
+                                    self.min_confidence, smoother)
+            while not self.stop.is_set():
+                try:
+                    item = self.to_recognition.get()
+                except Closed:
+                    break
+                if item is None:
+                    continue
+                self.to_output.put(recognise(item), self.stop)
+        except Exception as exc:
+            LOG.debug("recognition failed", exc_info=True)
+            self.errors.append(exc)
+            self.stop.set()
+        finally:
+            if net is not None:
+                try:
+                    net.deactivate()
+                except Exception as exc:  # keep the first error, log this one
+                    LOG.warning("closing the %s backend failed: %s", self.backend_name, exc)
+            self.to_output.close()
+
+    # -- stage 3: outputs (calling thread) ---------------------------------
+    def _emit(self, result):
+        t0 = clock()
+        for out in self.outputs:
+            if getattr(out, "is_final", False):
+                continue
+            out.write(result, self.live_stats)
+        t1 = clock()
+        result.timings["output"] = (t1 - t0) * 1e3
+        result.timings["total"] = (t1 - result.t0) * 1e3
+        for out in self.outputs:
+            if getattr(out, "is_final", False):
+                out.write(result, self.live_stats)
+        if self.on_result is not None:
+            self.on_result(result)
+        for out in self.outputs:
+            if getattr(out, "wants_stop", False):
+                self.summary.stopped_by = "window closed"
+                self.stop.set()
+
+    def _account(self, result):
+        s = self.summary
+        s.frames += 1
+        s.detections += len(result.detections)
+        s.low_confidence += sum(1 for d in result.detections if d["low_confidence"])
+        t = result.timings
+        s.timings.append((t["capture"], t["preprocess"], t["infer"], t["output"], t["total"]))
+        if result.truth is not None:
+            n, ok = score_against_truth(result.detections, result.truth)
+            s.truth_digits += n
+            s.truth_correct += ok
+
+    def run(self):
+        threads = [threading.Thread(target=self._capture_loop, name="capture", daemon=True),
+                   threading.Thread(target=self._recognition_loop, name="recognition", daemon=True)]
+        for t in threads:
+            t.start()
+        started = None
+        last = None
+        ema_dt = None
+        try:
+            while True:
+                if self.stop.is_set() and self.errors:
+                    break
+                try:
+                    result = self.to_output.get(0.1)
+                except Closed:
+                    break
+                if result is None:
+                    if self.stop.is_set():
+                        break
+                    continue
+                if started is None:
+                    started = result.t0
+                now = clock()
+                if last is not None:
+                    dt = now - last
+                    ema_dt = dt if ema_dt is None else 0.9 * ema_dt + 0.1 * dt
+                    self.live_stats["fps"] = 1.0 / ema_dt if ema_dt > 0 else 0.0
+                last = now
+                self._emit(result)
+                self._account(result)
+                self.live_stats.update({"frames": self.summary.frames, "last_ms": dict(result.timings)})
+                if self.max_frames is not None and self.summary.frames >= self.max_frames:
+                    self.summary.stopped_by = "max frames"
+                    break
+        except KeyboardInterrupt:
+            self.summary.stopped_by = "interrupted"
+        finally:
+            if self.stop.is_set() and self.summary.stopped_by == "end of source":
+                self.summary.stopped_by = "stop requested"
+            self.stop.set()
+            for t in threads:
+                t.join(timeout=5.0)
+            ended = clock()
+            if started is not None:
+                self.summary.seconds = ended - started if self.summary.frames else 0.0
+            self.summary.skipped = getattr(self.source, "skipped", 0)
+            self.summary.dropped = (getattr(self.source, "dropped", 0) + self.to_recognition.dropped
+                                    + self.to_output.dropped)
+        if self.errors:
+            err = self.errors[0]
+            if not isinstance(err, Exception):
+                self.summary.error = str(err)
+                self.summary.stopped_by = "source failed"
+            else:
+                raise err
+        return self.summary
+
+
+def run_pipeline(source, backend_name, manifest, outputs=(), max_frames=None, **options):
+    """Run source -> recognition -> outputs until the source ends, max_frames, or stop_event; -> Summary.
+
+    options: min_confidence (0.6), smooth_window (None = 5 for live sources, 0 otherwise),
+    detector (callable like preprocess.digits_from_frame), roi (x, y, w, h), max_digits (32),
+    backend_options (dict for the backend class, e.g. intra_op_threads), stop_event
+    (threading.Event), on_result (callback per FrameResult in the output thread),
+    channel_capacity (1). Backend and setup errors are raised; a source that fails
+    mid-run ends the run and is reported in ``summary.error``.
+    Outputs are opened and closed by the caller.
+    """
+    return Pipeline(source, backend_name, manifest, outputs=outputs, max_frames=max_frames, **options).run()
