@@ -63,9 +63,9 @@ live: ## live recognition: SOURCE=csi://0|/dev/video0|rtsp://..|file|folder|synt
 bench: ## benchmarks: backends x batch sizes, pipeline FPS, Keras baseline -> bench-out/
 	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime bench --model $(ARTIFACTS)/$(MODEL) --out bench-out $(BENCH_ARGS)
 
-deploy: ## copy MODEL and the runtime to HOST=user@nano, verify, build the engine there
+deploy: ## copy MODEL + runtime to HOST=user@nano, verify sha256, build the engine there (more: DEPLOY_ARGS=, scripts/deploy.sh --help)
 	@test -n "$(HOST)" || { echo "make deploy: set HOST=user@nano (key-based SSH)"; exit 2; }
-	scripts/deploy.sh --host "$(HOST)" --model $(ARTIFACTS)/$(MODEL)
+	DEPLOY_LOCAL_PYTHON=$(if $(wildcard $(PY)),$(PY),$(PYTHON)) scripts/deploy.sh --host "$(HOST)" --model $(ARTIFACTS)/$(MODEL) $(DEPLOY_ARGS)
 
 verify-jetson: ## on a Jetson: engine vs ONNX Runtime parity on 10k digits + benchmark -> jetson-report.md
 	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime verify-jetson --model $(ARTIFACTS)/$(MODEL)
