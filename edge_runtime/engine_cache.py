@@ -355,8 +355,8 @@ def resolve_engine(manifest, api, engine=None, build=True, precision=DEFAULT_PRE
 def describe_cache(manifest, api=None, gpu=None, precision=DEFAULT_PRECISION):
     """For `info`: every engine next to the bundle and whether it matches this device. Never raises.
 
-    Each item: {"engine", "sidecar": bool, "matches": True/False/None (unknown: no TensorRT here),
-    "reasons": [...], "tensorrt", "gpu", "precision", "profile"}.
+    Each item: {"engine", "file", "sidecar": bool, "matches": True/False/None (unknown: no TensorRT here),
+    "reasons": [...], "reason" (the same, joined), "tensorrt", "gpu", "precision", "profile", "max_batch"}.
     """
     try:
         paths = list_engines(manifest)
@@ -376,21 +376,22 @@ def describe_cache(manifest, api=None, gpu=None, precision=DEFAULT_PRECISION):
     out = []
     for path in paths:
         sidecar = read_sidecar(path)
-        item = {"engine": path, "sidecar": sidecar is not None, "matches": None, "reasons": [],
-                "tensorrt": None, "gpu": None, "precision": None, "profile": None}
+        item = {"engine": path, "file": os.path.basename(path), "sidecar": sidecar is not None, "matches": None,
+                "reasons": [], "tensorrt": None, "gpu": None, "precision": None, "profile": None, "max_batch": None}
+        out.append(item)
         if sidecar is None:
             item["matches"] = False
             item["reasons"].append("no sidecar %s" % os.path.basename(sidecar_path(path)))
-            out.append(item)
+            item["reason"] = item["reasons"][0]
             continue
         facts = sidecar_facts(sidecar)
         item.update(tensorrt=facts["tensorrt"], gpu=facts["gpu_name"], precision=facts["precision"],
-                    profile=facts["profile"])
+                    profile=facts["profile"], max_batch=facts["profile"][2])
         if wanted is None:
             item["reasons"].append("cannot check here: %s" % why_unknown)
         else:
             differences = mismatches(facts, wanted, ignore=("profile",))
             item["matches"] = not differences
             item["reasons"] = [explain_mismatch([d]) for d in differences]
-        out.append(item)
+        item["reason"] = "; ".join(item["reasons"])
     return out
