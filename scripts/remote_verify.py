@@ -55,7 +55,7 @@ def read_manifest(bundle):
         with open(path, "r") as handle:
             manifest = json.load(handle)
     except ValueError as exc:
-        raise CheckError("%s is not valid JSON (%s); re-export the bundle with `make export`" % (path, exc))
+        raise CheckError("%s is not valid JSON (%s); re-export the bundle with `make export`" % (path, exc)) from exc
     if not isinstance(manifest, dict) or "onnx" not in manifest:
         raise CheckError("%s is not a bundle manifest (no 'onnx' entry); re-export with `make export`" % path)
     return manifest
@@ -145,7 +145,7 @@ def verify_with_runtime(folder, bundle):
     try:
         mf.load(bundle, check_files=True)
     except mf.ManifestError as exc:
-        raise CheckError("edge_runtime.manifest: %s" % exc)
+        raise CheckError("edge_runtime.manifest: %s" % exc) from exc
 
 
 def verify_release(folder):
