@@ -1,0 +1,478 @@
+"""Camera frame -> digit boxes -> a batch of MNIST-like 28x28 images.
+
+Runs on the Jetson (Python 3.6, numpy 1.19, OpenCV 4.1) and on the workstation;
+imports only numpy and cv2. Every size and scale comes from the manifest's
+``preprocess`` dict (see ``edge_runtime.manifest.DEFAULT_PREPROCESS``).
+
+Detection approach (``digits_from_frame``), all vectorised OpenCV at a reduced
+working resolution (the longer side is brought down to about 320 px):
+
+1. Gray: BGR/BGRA/gray -> one channel (coloured pens become dark gray).
+2. Polarity: dark ink on light paper is the default; if the histogram says the
+   background is dark and the ink light, the image is inverted.
+3. Paper normalisation: the paper's brightness is estimated by a max filter
+   (morphological dilation, which removes ink strokes) on a 1/4-size copy,
+   smoothed and scaled back up. ``ink = 1 - gray / paper`` is then independent
+   of uneven light, vignetting and soft shadows.
+4. Threshold: ink above ``max(floor, 0.45 * strong-ink level of the frame)``.
+   Light notebook rulings and JPEG noise fall below it; dark pen strokes stay.
+   Long straight horizontal/vertical runs (ruled lines, margin lines) are
+   removed by a morphological opening with a long line kernel.
+5. Components: ``connectedComponentsWithStats`` after a small closing; pieces of
+   one digit (a stroke with a gap, a 5's detached bar) are merged by box rules
+   (stacked pieces, overlapping boxes, a small fragment next to a big piece) that
+   keep the merged box digit-shaped.
+6. Rejection: specks (too small), lines and text-line fragments (too wide or too
+   thin), solid dark regions (too full), anything touching the frame or ROI edge
+   (paper edges, shadows, half-visible digits) and components with weak ink.
+7. Crop: each digit's ink (from the full-resolution frame, masked to its own
+   component so neighbours and ruled lines are cut away, contrast-stretched so
+   the stroke core is white) goes through ``normalize_digit``: LeCun's MNIST
+   normalisation (fit into box x box keeping the aspect ratio with INTER_AREA,
+   place in size x size centred by centre of mass).
+"""
+
+from typing import List, NamedTuple, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from edge_runtime.manifest import DEFAULT_PREPROCESS
+
+WORK_SIDE = 320  # detection runs with the frame's longer side at about this many pixels
+PAPER_SHRINK = 4  # the paper estimate is made at 1/PAPER_SHRINK of the working size
+INK_FLOOR = 0.16  # never threshold ink below this (fraction darker than the paper)
+INK_RELATIVE = 0.45  # threshold = this fraction of the frame's strong-ink level
+STRONG_INK_QUANTILE = 0.997
+MIN_DIGIT_FRACTION = 0.03  # min digit height as a fraction of the shorter frame side
+MIN_DIGIT_PX = 10  # and never below this many full-resolution pixels
+MAX_DIGIT_FRACTION = 0.9  # max digit height as a fraction of the frame/ROI height
+MAX_WIDTH_OVER_HEIGHT = 2.0
+MAX_HEIGHT_OVER_WIDTH = 14.0
+MAX_FILL = 0.72
+LINE_FRACTION = 0.3  # horizontal runs longer than this fraction of the width are ruled lines
+LIGHT_INK_MARGIN = 1.5  # light-ink features must beat dark ones by this factor to flip polarity
+MIN_PAPER_LEVEL = 16  # paper darker than this is not paper
+CROP_FLOOR = 0.3  # in a crop, ink below this fraction of the stroke level is background
+CROP_TOP = 0.85  # and ink above this fraction is full white
+MERGE_GAP = 0.08  # pieces closer than this fraction of the bigger piece's height may be one digit
+MERGED_MAX_WIDTH_OVER_HEIGHT = 1.2  # ink pixels / box area above this (and not a thin 1) is a solid blob
+
+
+class DigitBatch(NamedTuple):
+    """Digits found in one frame.
+
+    boxes: list of (x, y, w, h) ints in the input frame's pixel coordinates.
+    batch: float32 [N, size, size, 1] (NHWC, default) or [N, 1, size, size] (NCHW).
+    crops: the normalised uint8 [size, size] images (white ink on black), for overlays.
+    debug: optional dict of intermediate images (only with ``debug=True``).
+    """
+
+    boxes: List[Tuple[int, int, int, int]]
+    batch: np.ndarray
+    crops: Optional[List[np.ndarray]] = None
+    debug: Optional[dict] = None
+
+
+def _pre_value(pre, key):
+    if pre and key in pre and pre[key] is not None:
+        return pre[key]
+    return DEFAULT_PREPROCESS[key]
+
+
+# --------------------------------------------------------------------------
+# LeCun's normalisation of one crop
+# --------------------------------------------------------------------------
+
+
+def _centre_by_mass(image, size):
+    """Place ``image`` (uint8, fits in size x size) in a size x size canvas with its centre of mass at the middle."""
+    h, w = image.shape
+    canvas = np.zeros((size, size), np.uint8)
+    top, left = (size - h) // 2, (size - w) // 2
+    canvas[top : top + h, left : left + w] = image
+    m = cv2.moments(canvas, False)
+    if m["m00"] <= 0:
+        return canvas
+    # MNIST puts the centre of mass at pixel index size/2 (14 for 28).
+    dx = int(round(size / 2.0 - m["m10"] / m["m00"]))
+    dy = int(round(size / 2.0 - m["m01"] / m["m00"]))
+    # Keep the whole digit inside the canvas.
+    dx = max(-left, min(dx, size - (left + w)))
+    dy = max(-top, min(dy, size - (top + h)))
+    if dx == 0 and dy == 0:
+        return canvas
+    shifted = np.zeros_like(canvas)
+    shifted[top + dy : top + dy + h, left + dx : left + dx + w] = image
+    return shifted
+
+
+def normalized_uint8(gray, pre=None):
+    """Like ``normalize_digit`` but returns the uint8 image (white ink on black, before scaling)."""
+    size = int(_pre_value(pre, "size"))
+    box = int(_pre_value(pre, "box"))
+    gray = np.asarray(gray)
+    if gray.ndim != 2 or gray.size == 0:
+        return np.zeros((size, size), np.uint8)
+    if gray.dtype != np.uint8:
+        gray = np.clip(gray, 0, 255).astype(np.uint8)
+    rows = np.flatnonzero(gray.any(axis=1))
+    if rows.size == 0:
+        return np.zeros((size, size), np.uint8)
+    cols = np.flatnonzero(gray.any(axis=0))
+    ink = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    h, w = ink.shape
+    factor = float(box) / max(h, w)
+    new_w = max(1, min(box, int(round(w * factor))))
+    new_h = max(1, min(box, int(round(h * factor))))
+    if (new_w, new_h) != (w, h):
+        interpolation = cv2.INTER_AREA if factor < 1.0 else cv2.INTER_LINEAR
+        ink = cv2.resize(ink, (new_w, new_h), interpolation=interpolation)
+    return _centre_by_mass(ink, size)
+
+
+def normalize_digit(gray, pre=None):
+    """One white-on-black uint8 crop (any size) -> float32 [size, size] in [0, 1], MNIST style.
+
+    The ink's bounding box is fitted into ``box x box`` keeping the aspect ratio
+    (anti-aliased with INTER_AREA) and placed in ``size x size`` with its centre
+    of mass at the centre. A 28x28 MNIST digit comes back (almost) unchanged.
+    If ``pre["foreground"]`` is "black-on-white" the result is inverted.
+    """
+    image = normalized_uint8(gray, pre)
+    out = image.astype(np.float32) * np.float32(_pre_value(pre, "scale"))
+    if _pre_value(pre, "foreground") == "black-on-white":
+        out = np.float32(255.0 * float(_pre_value(pre, "scale"))) - out
+    return out
+
+
+# --------------------------------------------------------------------------
+# Frame -> ink map
+# --------------------------------------------------------------------------
+
+
+def _as_uint8_image(frame):
+    """Any frame -> uint8 [H,W] or [H,W,3|4] (contiguous), or None if it is not an image."""
+    if frame is None:
+        return None
+    frame = np.asarray(frame)
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.ndim == 3 and frame.shape[2] not in (3, 4):
+        return None
+    if frame.ndim not in (2, 3) or frame.shape[0] < 8 or frame.shape[1] < 8:
+        return None
+    if frame.dtype != np.uint8:
+        if frame.dtype == np.uint16:
+            frame = (frame >> 8).astype(np.uint8)
+        elif frame.dtype.kind == "f" and float(np.nanmax(frame)) <= 1.0:
+            frame = np.clip(np.nan_to_num(frame) * 255.0, 0, 255).astype(np.uint8)
+        elif frame.dtype.kind in "uif":
+            frame = np.clip(np.nan_to_num(frame.astype(np.float32)), 0, 255).astype(np.uint8)
+        else:
+            return None
+    return np.ascontiguousarray(frame)
+
+
+def darkness_source(image):
+    """uint8 [H,W] where ink is dark: the minimum over B, G, R (coloured pens become dark), or gray as is."""
+    if image.ndim == 2:
+        return image
+    channels = cv2.split(image)
+    return cv2.min(cv2.min(channels[0], channels[1]), channels[2])
+
+
+def gray_from_frame(frame):
+    """BGR [H,W,3], BGRA [H,W,4] or gray [H,W] (any numeric dtype) -> uint8 [H,W] ink image, or None."""
+    image = _as_uint8_image(frame)
+    return None if image is None else darkness_source(image)
+
+
+def _quantile_from_hist(hist, q):
+    cumulative = np.cumsum(hist)
+    total = cumulative[-1]
+    if total <= 0:
+        return 0
+    return int(np.searchsorted(cumulative, q * total))
+
+
+def ink_is_dark(gray_work):
+    """True when the picture is dark ink on light paper (the usual case), False for light ink on dark.
+
+    Compares thin dark features (black-hat) with thin light features (top-hat) on a half-size copy:
+    handwriting is thin, so its polarity wins even when a big shadow or a dark table fills the frame.
+    """
+    h, w = gray_work.shape
+    small = cv2.resize(gray_work, (max(8, w // 2), max(8, h // 2)), interpolation=cv2.INTER_AREA)
+    kernel = np.ones((5, 5), np.uint8)
+    dark = cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, kernel)
+    light = cv2.morphologyEx(small, cv2.MORPH_TOPHAT, kernel)
+    # Only count clear features, not sensor noise.
+    _, dark = cv2.threshold(dark, 12, 255, cv2.THRESH_TOZERO)
+    _, light = cv2.threshold(light, 12, 255, cv2.THRESH_TOZERO)
+    return cv2.sumElems(light)[0] <= LIGHT_INK_MARGIN * cv2.sumElems(dark)[0]
+
+
+def paper_from_gray(gray_work):
+    """Estimate the paper's brightness with the ink removed, at the working size (uint8)."""
+    h, w = gray_work.shape
+    small_w, small_h = max(4, w // PAPER_SHRINK), max(4, h // PAPER_SHRINK)
+    small = cv2.resize(gray_work, (small_w, small_h), interpolation=cv2.INTER_AREA)
+    # A closing (max then min filter) removes dark strokes thinner than the kernel but keeps
+    # the edges of shadows where they are; a plain max filter would make a dark band there.
+    small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+    small = cv2.blur(small, (3, 3))
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def ink_from_gray(gray, paper):
+    """uint8 ink map (255 = black ink, 0 = paper) from gray and paper of the same size."""
+    ratio = cv2.divide(gray, cv2.max(paper, MIN_PAPER_LEVEL), scale=255.0)  # paper -> 255, ink darker
+    return cv2.subtract(np.full(ratio.shape, 255, np.uint8), ratio)
+
+
+# --------------------------------------------------------------------------
+# Components -> digit boxes
+# --------------------------------------------------------------------------
+
+
+def _merge_pair(a, b):
+    x0, y0 = min(a[0], b[0]), min(a[1], b[1])
+    x1, y1 = max(a[0] + a[2], b[0] + b[2]), max(a[1] + a[3], b[1] + b[3])
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def _should_merge(a, b):
+    """Are boxes a and b (x, y, w, h) pieces of one digit (a stroke with a gap, a detached bar)?"""
+    ax0, ay0, aw, ah = a
+    bx0, by0, bw, bh = b
+    big_h, small_h = max(ah, bh), min(ah, bh)
+    x_overlap = min(ax0 + aw, bx0 + bw) - max(ax0, bx0)
+    y_overlap = min(ay0 + ah, by0 + bh) - max(ay0, by0)
+    merged = _merge_pair(a, b)
+    if merged[2] > MERGED_MAX_WIDTH_OVER_HEIGHT * merged[3]:
+        return False
+    tolerance = max(2.0, MERGE_GAP * big_h)
+    # Boxes that overlap a lot: one digit.
+    if x_overlap > 0 and y_overlap > 0 and x_overlap * y_overlap >= 0.3 * min(aw * ah, bw * bh):
+        return True
+    # Stacked pieces (a 5's bar over its body, a broken 8).
+    if x_overlap >= 0.5 * min(aw, bw) and -y_overlap <= tolerance:
+        return True
+    # A small fragment right next to a big piece.
+    gap = max(-x_overlap, -y_overlap)
+    return small_h < 0.5 * big_h and gap <= tolerance
+
+
+def merge_fragments(boxes):
+    """Merge boxes that are pieces of one digit; returns (merged boxes, groups of input indices)."""
+    boxes = [tuple(int(v) for v in b) for b in boxes]
+    groups = [[i] for i in range(len(boxes))]
+    changed = True
+    while changed and len(boxes) > 1:
+        changed = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                if _should_merge(boxes[i], boxes[j]):
+                    boxes[i] = _merge_pair(boxes[i], boxes[j])
+                    groups[i].extend(groups[j])
+                    del boxes[j]
+                    del groups[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return boxes, groups
+
+
+def remove_ruled_lines(mask, length):
+    """Drop long horizontal runs (notebook rulings) from ``mask``; cheap when there are none."""
+    rows = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+    if rows.max() < 255 * length:
+        return mask
+    lines = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    return cv2.subtract(mask, lines)
+
+
+def _normalise_roi(roi, shape):
+    height, width = shape[:2]
+    if roi is None:
+        return 0, 0, width, height
+    x, y, w, h = [int(round(float(v))) for v in roi]
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(width, x + w), min(height, y + h)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _empty_batch(pre, layout, debug=None):
+    return DigitBatch(boxes=[], batch=batch_from_crops([], pre, layout), crops=[], debug=debug)
+
+
+def _reading_order(items):
+    """Sort (box, ...) tuples top-to-bottom in rows, then left-to-right."""
+    if not items:
+        return items
+    median_h = float(np.median([it[0][3] for it in items]))
+    return sorted(items, key=lambda it: (int((it[0][1] + it[0][3] / 2.0) // max(1.0, median_h)), it[0][0]))
+
+
+class _Work(NamedTuple):
+    """One frame at the working resolution."""
+
+    image: np.ndarray  # the ROI of the uint8 input frame at full resolution
+    paper: np.ndarray  # paper brightness at the working size
+    mask: np.ndarray  # binary ink mask at the working size
+    scale_x: float
+    scale_y: float
+    dark: bool
+
+
+def _crop_for_digit(work, contours, box):
+    """White-on-black uint8 crop of one digit from the full-resolution frame, cut to its own strokes."""
+    bx, by, bw, bh = box
+    wh, ww = work.mask.shape
+    pad = max(1, int(round(0.1 * max(bw, bh))))
+    x0, y0 = max(0, bx - pad), max(0, by - pad)
+    x1, y1 = min(ww, bx + bw + pad), min(wh, by + bh + pad)
+    full_h, full_w = work.image.shape[:2]
+    fx0, fy0 = int(x0 / work.scale_x), int(y0 / work.scale_y)
+    fx1 = min(full_w, max(fx0 + 1, int(np.ceil(x1 / work.scale_x))))
+    fy1 = min(full_h, max(fy0 + 1, int(np.ceil(y1 / work.scale_y))))
+    gray = darkness_source(work.image[fy0:fy1, fx0:fx1])
+    if not work.dark:
+        gray = cv2.bitwise_not(gray)
+    size = (gray.shape[1], gray.shape[0])
+    paper = cv2.resize(work.paper[y0:y1, x0:x1], size, interpolation=cv2.INTER_LINEAR)
+    ink = ink_from_gray(gray, paper)
+    # The digit's own strokes (filled outlines at the working size), grown a little for soft edges.
+    own = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.drawContours(own, contours, -1, 255, -1, offset=(-x0, -y0))
+    own = cv2.resize(own, size, interpolation=cv2.INTER_NEAREST)
+    grow = 2 * max(1, int(round(1.0 / work.scale_x))) + 1
+    own = cv2.dilate(own, np.ones((grow, grow), np.uint8))
+    ink = cv2.bitwise_and(ink, own)
+    values = ink[own > 0]
+    if values.size == 0:
+        return ink
+    strong = float(np.percentile(values, 95))
+    floor = CROP_FLOOR * strong
+    top = CROP_TOP * strong
+    if top - floor < 4:
+        return np.zeros_like(ink)
+    stretched = (ink.astype(np.float32) - floor) * (255.0 / (top - floor))
+    return np.clip(stretched, 0, 255).astype(np.uint8)
+
+
+def _work_from_frame(image, polarity):
+    h, w = image.shape[:2]
+    scale = min(1.0, float(WORK_SIDE) / max(h, w))
+    work_w, work_h = max(8, int(round(w * scale))), max(8, int(round(h * scale)))
+    if (work_w, work_h) != (w, h):
+        small = cv2.resize(image, (work_w, work_h), interpolation=cv2.INTER_AREA)
+    else:
+        small = image
+    gray = darkness_source(small)
+    if polarity == "auto":
+        dark = ink_is_dark(gray)
+    else:
+        dark = polarity != "light"
+    if not dark:
+        gray = cv2.bitwise_not(gray)
+    paper = paper_from_gray(gray)
+    ink = ink_from_gray(gray, paper)
+    hist = cv2.calcHist([ink[::2]], [0], None, [256], [0, 256]).ravel()
+    strong = _quantile_from_hist(hist, STRONG_INK_QUANTILE)
+    threshold = max(INK_FLOOR * 255.0, INK_RELATIVE * strong)
+    _, mask = cv2.threshold(ink, threshold, 255, cv2.THRESH_BINARY)
+    mask = remove_ruled_lines(mask, max(15, int(LINE_FRACTION * work_w)))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    work = _Work(image, paper, mask, float(work_w) / w, float(work_h) / h, dark)
+    return work, {"ink": ink, "mask": mask, "threshold": threshold, "dark": dark}
+
+
+def _candidates(work, min_h, max_pieces=400):
+    """Digit-shaped groups of contours at the working size: [(box, contours, ink pixels)]."""
+    found = cv2.findContours(work.mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contours = found[-2]  # OpenCV 3 returns 3 values, OpenCV 4 two
+    if not contours:
+        return []
+    work_h, work_w = work.mask.shape
+    speck = max(2, int(0.12 * min_h))
+    pieces, piece_contours = [], []
+    for contour in contours:
+        box = cv2.boundingRect(contour)
+        if max(box[2], box[3]) < speck or box[3] > MAX_DIGIT_FRACTION * work_h:
+            continue
+        pieces.append(box)
+        piece_contours.append(contour)
+    if len(pieces) > max_pieces:  # a noise frame: keep the biggest pieces only
+        order = sorted(range(len(pieces)), key=lambda i: -pieces[i][2] * pieces[i][3])[:max_pieces]
+        pieces = [pieces[i] for i in order]
+        piece_contours = [piece_contours[i] for i in order]
+    merged, groups = merge_fragments(pieces)
+    out = []
+    for box, group in zip(merged, groups):  # noqa: B905 (Python 3.6)
+        x, y, w, h = box
+        if h < min_h or h > MAX_DIGIT_FRACTION * work_h:
+            continue
+        if w > MAX_WIDTH_OVER_HEIGHT * h or h > MAX_HEIGHT_OVER_WIDTH * w:
+            continue
+        if x <= 0 or y <= 0 or x + w >= work_w or y + h >= work_h:
+            continue  # paper edges, shadows and digits cut by the frame
+        ink_pixels = cv2.countNonZero(work.mask[y : y + h, x : x + w])
+        if ink_pixels > MAX_FILL * w * h and w > 0.4 * h:
+            continue  # a solid dark region, not a pen stroke
+        out.append((box, [piece_contours[g] for g in group], ink_pixels))
+    return out
+
+
+def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, polarity="auto", debug=False):
+    """Find handwritten digits in a camera frame; return a DigitBatch (possibly empty).
+
+    frame: BGR uint8 [H,W,3], gray [H,W] or BGRA [H,W,4], any size.
+    pre: the manifest's "preprocess" dict. roi: optional (x, y, w, h) to search in.
+    layout: "NHWC" (default, or pre["layout"]) or "NCHW" for the batch.
+    polarity: "auto", "dark" (dark ink on light paper) or "light" (light ink on a dark board).
+    Boxes are (x, y, w, h) in the frame's pixel coordinates, in reading order.
+    """
+    layout = layout or (pre or {}).get("layout") or "NHWC"
+    image = _as_uint8_image(frame)
+    if image is None:
+        return _empty_batch(pre, layout)
+    region = _normalise_roi(roi, image.shape)
+    if region is None:
+        return _empty_batch(pre, layout)
+    rx, ry, rw, rh = region
+    work, debug_images = _work_from_frame(image[ry : ry + rh, rx : rx + rw], polarity)
+    min_h_full = max(MIN_DIGIT_PX, MIN_DIGIT_FRACTION * min(image.shape[:2]))
+    found = _candidates(work, min_h_full * work.scale_y)
+    if len(found) > max_digits:
+        found = sorted(found, key=lambda f: -f[2])[:max_digits]
+    found = _reading_order(found)
+    boxes, crops = [], []
+    for box, contours, _ in found:
+        crops.append(normalized_uint8(_crop_for_digit(work, contours, box), pre))
+        x, y, w, h = box
+        fx, fy = int(round(x / work.scale_x)), int(round(y / work.scale_y))
+        fw, fh = int(round(w / work.scale_x)), int(round(h / work.scale_y))
+        boxes.append((fx + rx, fy + ry, max(1, fw), max(1, fh)))
+    return DigitBatch(
+        boxes=boxes, batch=batch_from_crops(crops, pre, layout), crops=crops, debug=debug_images if debug else None
+    )
+
+
+def batch_from_crops(crops, pre=None, layout="NHWC"):
+    """Normalised uint8 crops -> float32 batch scaled per ``pre`` in the model's layout."""
+    size = int(_pre_value(pre, "size"))
+    scale = np.float32(_pre_value(pre, "scale"))
+    if not crops:
+        shape = (0, 1, size, size) if layout == "NCHW" else (0, size, size, 1)
+        return np.zeros(shape, np.float32)
+    stack = np.stack(crops).astype(np.float32) * scale
+    if _pre_value(pre, "foreground") == "black-on-white":
+        stack = np.float32(255.0) * scale - stack
+    if layout == "NCHW":
+        return stack[:, None, :, :]
+    return stack[:, :, :, None]
