@@ -90,7 +90,10 @@ class TemporalSmoother(object):
     def update(self, boxes, probs):
         probs = np.asarray(probs, dtype=np.float32)
         n = len(boxes)
-        out = np.array(probs, dtype=np.float32, copy=True).reshape(n, -1) if n else probs.reshape(0, -1)
+        if n:
+            out = np.array(probs, dtype=np.float32, copy=True).reshape(n, -1)
+        else:
+            out = np.zeros((0, probs.shape[-1] if probs.ndim == 2 else 0), np.float32)
         ids = [-1] * n
         matches = self._associate(boxes) if n else []
         matched_tracks = set()

@@ -1,0 +1,115 @@
+"""ONNX Runtime and OpenCV DNN backends: parity with the NumPy reference, input checks, clear errors."""
+
+import numpy as np
+import pytest
+
+from edge_runtime import manifest as mf
+from edge_runtime.backends import BackendError, create_backend, open_backend
+from edge_runtime.backends.onnxruntime import resolve_providers
+from tests.fixtures.tiny import linear_reference
+
+BACKENDS = ["onnxruntime", "opencv"]
+
+
+def _batch(n, seed=1):
+    return np.random.RandomState(seed).rand(n, 28, 28, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("n", [1, 6, 33])
+def test_parity_with_numpy_reference(tiny_bundle, name, n):
+    batch = _batch(n)
+    with open_backend(tiny_bundle, name) as net:
+        probs = net.infer(batch)
+    assert probs.shape == (n, 10) and probs.dtype == np.float32
+    assert np.abs(probs - linear_reference(batch)).max() < 1e-5
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_single_sample_and_empty_batch(tiny_bundle, name):
+    x = _batch(1)[0]
+    with open_backend(tiny_bundle, name) as net:
+        assert net.infer(x).shape == (1, 10)
+        assert net.infer(np.zeros((0, 28, 28, 1), np.float32)).shape == (0, 10)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("bad,words", [
+    (np.zeros((2, 28, 28), np.float32), "expected [N, 28, 28, 1]"),
+    (np.zeros((2, 1, 28, 28), np.float32), "expected [N, 28, 28, 1]"),
+    (np.zeros((2, 28, 28, 1), np.uint8), "expected float32"),
+    ([[0.0]], "expected a numpy array"),
+])
+def test_input_checks(tiny_bundle, name, bad, words):
+    with open_backend(tiny_bundle, name) as net:
+        with pytest.raises(BackendError) as err:
+            net.infer(bad)
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_infer_outside_context_is_refused(tiny_bundle, name):
+    net = create_backend(tiny_bundle, name)
+    with pytest.raises(BackendError) as err:
+        net.infer(_batch(1))
+    assert "not active" in str(err.value)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_model_changed_after_load_is_caught_on_activate(tiny_bundle, name):
+    with open(mf.onnx_path(tiny_bundle), "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(mf.ManifestError) as err:
+        create_backend(tiny_bundle, name).activate()
+    assert "sha256 mismatch" in str(err.value)
+
+
+def test_hash_mismatch_at_load(tiny_bundle):
+    with open(mf.onnx_path(tiny_bundle), "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(mf.ManifestError):
+        mf.load(tiny_bundle["_dir"])
+
+
+def test_unknown_backend_names_the_choices(tiny_bundle):
+    with pytest.raises(BackendError) as err:
+        create_backend(tiny_bundle, "tflite")
+    assert "onnxruntime" in str(err.value) and "opencv" in str(err.value)
+
+
+def test_unavailable_provider_names_the_alternatives():
+    with pytest.raises(BackendError) as err:
+        resolve_providers("cuda", ["CPUExecutionProvider"])
+    assert "CUDAExecutionProvider" in str(err.value) and "--ort-provider cpu" in str(err.value)
+    assert resolve_providers("cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == [
+        "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert resolve_providers(None, ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    with pytest.raises(BackendError):
+        resolve_providers("npu", ["CPUExecutionProvider"])
+
+
+def test_ort_threads_and_describe(tiny_bundle):
+    with open_backend(tiny_bundle, "onnxruntime", intra_op_threads=1) as net:
+        info = net.describe()
+        net.infer(_batch(2))
+    assert info["backend"] == "onnxruntime" and info["providers"] == ["CPUExecutionProvider"]
+    assert info["intra_op_threads"] == 1
+
+
+def test_ort_input_name_must_match_manifest(tiny_bundle):
+    tiny_bundle["input"]["name"] = "pixels"
+    with pytest.raises(BackendError) as err:
+        open_backend(tiny_bundle, "onnxruntime").activate()
+    assert "'pixels'" in str(err.value) and "image" in str(err.value)
+
+
+def test_unloadable_onnx_is_a_clear_error(tiny_bundle):
+    path = mf.onnx_path(tiny_bundle)
+    with open(path, "wb") as fh:
+        fh.write(b"garbage, not protobuf")
+    mf.record_file(tiny_bundle, tiny_bundle["onnx"]["file"])
+    for name in BACKENDS:
+        with pytest.raises(BackendError) as err:
+            open_backend(tiny_bundle, name).activate()
+        assert "cannot" in str(err.value) and path in str(err.value)
