@@ -135,7 +135,8 @@ def test_mismatch_message_names_both_sides():
     differences = ec.mismatches(facts(tensorrt="8.0.1.6", gpu_name="Xavier"), facts())
     assert [d[0] for d in differences] == ["tensorrt", "gpu_name"]
     text = ec.explain_mismatch(differences)
-    assert text == "TensorRT: engine built with 8.0.1.6, now 8.2.1.8; GPU: engine built with Xavier, now NVIDIA Tegra X1"
+    assert text == ("TensorRT: engine built with 8.0.1.6, now 8.2.1.8; "
+                    "GPU: engine built with Xavier, now NVIDIA Tegra X1")
     assert "abababababab..." in ec.explain_mismatch(ec.mismatches(facts(), facts(onnx_sha256="cd" * 32)))
     assert "min/opt/max 1/8/64" in ec.explain_mismatch(ec.mismatches(facts(), facts(profile=[1, 8, 128])))
     assert "unknown" in ec.explain_mismatch(ec.mismatches(facts(compute_capability=None), facts()))
