@@ -224,7 +224,7 @@ def bench_backend_batch(net, manifest, batch, iters, seconds, warmup, seed=0):
         for key in TRT_SPLIT:
             split[key] = split[key][-len(ms):] if split[key] else []
     row = {"backend": net.name, "batch": int(batch)}
-    row.update(stats.rounded(stats.latency_summary(ms, batch)))
+    row.update(stats.rounded(stats.latency_summary(ms, batch), 6))
     if any(split.values()):
         row["split_ms"] = {key: stats.rounded({"mean": float(sum(v) / len(v)), "p50": stats.median(v)})
                            for key, v in split.items() if v}
@@ -447,7 +447,8 @@ def live_pipeline(runner, manifest, backend, source_uri, count, threads):
     from .sources import open_source
 
     with open_source(source_uri) as source:
-        stage_ms, digits, fps = runner(source, backend, manifest, count, 5, threads)
+        warmup = 5 if getattr(source, "is_live", False) else 0  # files: every frame counts
+        stage_ms, digits, fps = runner(source, backend, manifest, count, warmup, threads)
     summary = pipeline_summary(stage_ms, digits, source_uri, "frames read from the source", backend)
     summary["fps"] = round(fps, 2)
     for key in ("backend", "source"):
