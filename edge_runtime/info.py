@@ -164,8 +164,13 @@ def _engine_line(engine):
         return str(engine)
     name = engine.get("file") or engine.get("path") or engine.get("name") or "?"
     matches = engine.get("matches", engine.get("compatible"))
-    why = engine.get("reason") or engine.get("why") or ""
-    verdict = "matches this device" if matches else ("does not match: %s" % why if matches is False else "unknown")
+    why = engine.get("reason") or "; ".join(engine.get("reasons") or []) or ""
+    if matches:
+        verdict = "matches this device"
+    elif matches is False:
+        verdict = "does not match: %s" % why
+    else:
+        verdict = "match unknown%s" % (" (%s)" % why if why else "")
     details = ", ".join("%s=%s" % (k, engine[k]) for k in ("tensorrt", "gpu", "precision", "max_batch")
                         if engine.get(k) is not None)
     return "%s: %s%s" % (name, verdict, (" (%s)" % details) if details else "")

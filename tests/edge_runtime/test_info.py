@@ -74,3 +74,8 @@ def test_info_survives_missing_libraries(missing, capsys, monkeypatch):
     code, out, _ = run_info(["--json"], capsys)
     assert code == 0
     json.loads(out)
+
+
+def test_unknown_match_says_why():
+    line = info._engine_line({"file": "m.engine", "matches": None, "reasons": ["cannot check here: no TensorRT"]})
+    assert line == "m.engine: match unknown (cannot check here: no TensorRT)"
