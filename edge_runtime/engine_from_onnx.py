@@ -21,7 +21,6 @@ import time
 from . import __version__
 from . import engine_cache as ec
 from . import manifest as mf
-from .backends.base import BackendError
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -223,9 +222,6 @@ def run(args, api=None):
         if found:
             _say("engine is up to date: %s (use --force to rebuild)" % found)
             return 0
-    try:
-        build_for_bundle(manifest, api=api, precision=args.precision, profile=profile,
-                         workspace_mib=args.workspace, out=args.out)
-    except BackendError as exc:
-        raise UserError(str(exc))
+    build_for_bundle(manifest, api=api, precision=args.precision, profile=profile, workspace_mib=args.workspace,
+                     out=args.out)
     return 0
