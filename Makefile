@@ -60,8 +60,13 @@ engine: ## build the TensorRT FP16 engine for MODEL (needs TensorRT: on the Jets
 live: ## live recognition: SOURCE=csi://0|/dev/video0|rtsp://..|file|folder|synthetic:// (auto: camera, else synthetic)
 	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime run --model $(ARTIFACTS)/$(MODEL) --source $(SOURCE) --backend $(BACKEND) $(RUN_ARGS)
 
-bench: ## benchmarks: backends x batch sizes, pipeline FPS, Keras baseline -> bench-out/
-	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime bench --model $(ARTIFACTS)/$(MODEL) --out bench-out $(BENCH_ARGS)
+bench: ## benchmarks: backends x batch sizes, pipeline FPS, Keras baseline (where TensorFlow + model.keras exist) -> bench-out/
+	@py="$(if $(wildcard $(PY)),$(PY),$(PYTHON))"; keras=""; \
+	if [ -f "$(ARTIFACTS)/$(MODEL)/model.keras" ] && "$$py" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("tensorflow") is None)' 2>/dev/null; \
+	then keras="--compare-keras"; fi; \
+	echo "$$py -m edge_runtime bench --model $(ARTIFACTS)/$(MODEL) --out bench-out $$keras $(BENCH_ARGS)"; \
+	"$$py" -m edge_runtime bench --model "$(ARTIFACTS)/$(MODEL)" --out bench-out $$keras $(BENCH_ARGS)
+	@echo "make bench: wrote bench-out/bench.json, bench.csv, bench.md and bench.png (see docs/benchmarks.md)"
 
 deploy: ## copy MODEL + runtime to HOST=user@nano, verify sha256, build the engine there (more: DEPLOY_ARGS=, scripts/deploy.sh --help)
 	@test -n "$(HOST)" || { echo "make deploy: set HOST=user@nano (key-based SSH)"; exit 2; }
