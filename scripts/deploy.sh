@@ -31,7 +31,8 @@ options (defaults in brackets):
   --no-engine            do not build the TensorRT engine (auto-skipped when the device has no TensorRT)
   --require-engine       fail when the device has no TensorRT instead of skipping the engine
   --no-bench             skip the short benchmark
-  --bench-args "ARGS"    arguments for `edge_runtime bench` [--backend auto --out bench-out]
+  --bench-args "ARGS"    arguments for `edge_runtime bench`, run in <remote-dir>/current
+                         [--backend all --batch 1,8 --iters 50 --warmup 5 --frames 60 --out bench-out]
   --min-free-mb N        free space the device must keep after the copy [300]
   --keep N               releases kept on the device, current included [3]
   --connect-timeout S    SSH connect timeout in seconds [10]
@@ -61,7 +62,7 @@ REMOTE_PYTHON="auto"
 TRANSFER="auto"
 ENGINE="auto"
 BENCH=1
-BENCH_ARGS="--backend auto --out bench-out"
+BENCH_ARGS="--backend all --batch 1,8 --iters 50 --warmup 5 --frames 60 --out bench-out"
 MIN_FREE_MB=300
 KEEP=3
 CONNECT_TIMEOUT=10
@@ -337,10 +338,11 @@ if [[ "$ENGINE" == "no" ]]; then
   log "skipped (--no-engine)"
 else
   if run_remote '"$1" -c "import tensorrt" >/dev/null 2>&1' "$PY"; then
-    # Earlier engines travel along so build-engine can reuse one that still matches.
+    # The previous release's engine cache travels along: build-engine reuses an engine whose
+    # sidecar still matches (same ONNX sha256, TensorRT, GPU, precision) and rebuilds otherwise.
     run_remote 'set -eu
       prev="$1/current/artifacts/$3"; new="$2/artifacts/$3"
-      if [ -d "$prev" ]; then for f in "$prev"/*.engine*; do [ ! -f "$f" ] || cp -p "$f" "$new/"; done; fi
+      if [ -d "$prev/engines" ]; then cp -pR "$prev/engines" "$new/"; fi
       cd "$2" && "$4" -m edge_runtime build-engine --model "artifacts/$3"' \
       "$DIR" "$REMOTE_STAGING" "$MODEL_NAME" "$PY" \
       || remote_failed $? "engine build failed on the device (try --no-engine, or add swap: scripts/setup_jetson.sh --swap)"
