@@ -121,8 +121,12 @@ class TensorRTBackend(Backend):
         self._buffers = [self._dev_in, self._dev_out]
         self._stream = cuda.Stream()
 
+    def deactivate(self):
+        if self.is_active:
+            self.check_thread()  # before the base class marks us inactive: the context must not leak
+        Backend.deactivate(self)
+
     def deactivate_impl(self):
-        self.check_thread()
         self._release()
 
     def _release(self):
