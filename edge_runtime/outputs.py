@@ -67,6 +67,13 @@ def status_line(live_stats, timings, n_digits):
         t.get("output", 0.0), n_digits)
 
 
+def display_timings(result, live_stats):
+    """This frame's stage times; output and total (known only after the outputs ran) from the previous frame."""
+    timings = dict(live_stats.get("last_ms") or {})
+    timings.update(result.timings)
+    return timings
+
+
 def annotate(frame, result, live_stats):
     """A copy of the frame with boxes, digits (``?`` when unsure), confidences, FPS and stage times."""
     import cv2
@@ -82,7 +89,7 @@ def annotate(frame, result, live_stats):
         label = "%s %.2f" % (detection_text(det), det["confidence"])
         ty = y - 4 if y > 20 * scale else y + bh + int(18 * scale)
         cv2.putText(img, label, (x, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, color, thick, cv2.LINE_AA)
-    text = status_line(live_stats, result.timings, len(result.detections))
+    text = status_line(live_stats, display_timings(result, live_stats), len(result.detections))
     bar = int(24 * scale)
     cv2.rectangle(img, (0, 0), (w, bar), BLACK, -1)
     cv2.putText(img, text, (4, bar - int(7 * scale)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, WHITE, 1, cv2.LINE_AA)
@@ -440,11 +447,11 @@ class _MjpegHandler(BaseHTTPRequestHandler):
                 if jpeg is None or seq == last:
                     continue
                 last = seq
+                with hub.cond:
+                    hub.frames_sent += 1
                 self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
                                  + str(len(jpeg)).encode("ascii") + b"\r\n\r\n" + jpeg + b"\r\n")
                 self.wfile.flush()
-                with hub.cond:
-                    hub.frames_sent += 1
         finally:
             with hub.cond:
                 hub.stream_clients -= 1
@@ -529,7 +536,7 @@ class MjpegOutput(Output):
             "frames": int(live_stats.get("frames", 0)) + 1, "fps": float(live_stats.get("fps", 0.0)),
             "digits": " ".join(detection_text(d) for d in result.detections),
             "detections": frame_record(result)["detections"],
-            "timing_ms": dict((k, round(float(v), 3)) for k, v in result.timings.items()),
+            "timing_ms": dict((k, round(float(v), 3)) for k, v in display_timings(result, live_stats).items()),
         }
         self.hub.publish(jpeg, stats)
 

@@ -54,9 +54,11 @@ class FrameChannel(object):
         self._cond = threading.Condition()
 
     def wait_for_space(self, stop):
-        """Block until a put() would not block (or ``stop`` is set). Returns False when stopping."""
-        if self.newest_wins:
-            return not stop.is_set()
+        """Block until the consumer took the waiting items (or ``stop`` is set). False when stopping.
+
+        The capture stage calls this before reading, so it never reads a frame only to
+        drop it: a camera's own grab thread keeps the newest frame meanwhile.
+        """
         with self._cond:
             while len(self._items) >= self.capacity and not stop.is_set() and not self._closed:
                 self._cond.wait(0.05)

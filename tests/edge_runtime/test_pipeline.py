@@ -1,0 +1,182 @@
+"""The threaded pipeline: numbers through the stages, ordering, stop, errors, odd frames."""
+
+import threading
+import time
+from collections import namedtuple
+
+import numpy as np
+import pytest
+
+from edge_runtime.backends import BackendError
+from edge_runtime.pipeline import (
+    STAGES,
+    FrameChannel,
+    detections_from_probs,
+    run_pipeline,
+    score_against_truth,
+)
+from edge_runtime.sources import MemorySource
+from tests.fixtures.tiny import linear_reference
+
+StandIn = namedtuple("StandIn", "boxes batch")
+
+
+class GridDetector(object):
+    """Stand-in for preprocess.digits_from_frame: `count` boxes in a row, batch = seeded crops of the frame."""
+
+    def __init__(self, count=3):
+        self.count = count
+        self.calls = []
+
+    def __call__(self, frame, pre, roi=None, max_digits=32):
+        self.calls.append((frame.shape, roi, max_digits))
+        n = min(self.count, max_digits)
+        boxes = [(10 + 40 * i, 20, 30, 36) for i in range(n)]
+        level = float(frame[0, 0, 0]) / 255.0
+        rng = np.random.RandomState(int(frame[0, 0, 0]))
+        batch = (rng.rand(n, 28, 28, 1) * level).astype(np.float32)
+        return StandIn(boxes, batch)
+
+
+def frames_with_levels(levels, shape=(120, 160, 3)):
+    return [np.full(shape, v, np.uint8) for v in levels]
+
+
+def test_every_frame_in_order_with_reference_probabilities(tiny_bundle):
+    det = GridDetector(3)
+    results = []
+    src = MemorySource(frames_with_levels([10, 60, 110, 160, 210]), names=list("abcde"))
+    summary = run_pipeline(src, "onnxruntime", tiny_bundle, detector=det, on_result=results.append,
+                           min_confidence=0.0)
+    assert [r.name for r in results] == list("abcde") and [r.index for r in results] == [0, 1, 2, 3, 4]
+    for r in results:
+        _, expected = GridDetector(3)(r.frame, None)
+        ref = linear_reference(expected)
+        assert np.abs(r.probs - ref).max() < 1e-5  # no smoothing for non-live sources
+        assert [d["digit"] for d in r.detections] == list(ref.argmax(axis=1))
+        assert [d["bbox"] for d in r.detections] == [[10, 20, 30, 36], [50, 20, 30, 36], [90, 20, 30, 36]]
+    assert summary.frames == 5 and summary.captured == 5 and summary.detections == 15
+    assert summary.backend == "onnxruntime" and summary.stopped_by == "end of source"
+    assert summary.stage_array().shape == (5, len(STAGES))
+    stages = summary.stages()
+    assert set(stages) == set(STAGES)
+    assert all(stages["total"]["p50"] >= stages[k]["p50"] for k in ("preprocess", "infer"))
+    assert summary.fps > 0
+
+
+def test_max_frames_roi_and_max_digits_reach_the_detector(tiny_bundle):
+    det = GridDetector(5)
+    src = MemorySource(frames_with_levels([50]), loops=None)
+    summary = run_pipeline(src, "opencv", tiny_bundle, detector=det, max_frames=7, roi=(1, 2, 30, 40), max_digits=2)
+    assert summary.frames == 7 and summary.stopped_by == "max frames"
+    assert summary.detections == 14
+    assert det.calls[0] == ((120, 160, 3), (1, 2, 30, 40), 2)
+
+
+def test_low_confidence_is_flagged():
+    probs = np.array([[0.05] * 9 + [0.55], [0.9] + [0.1 / 9] * 9], np.float32)
+    dets = detections_from_probs([(0, 0, 5, 5), (9, 9, 5, 5)], probs, [str(i) for i in range(10)], 0.6)
+    assert [(d["digit"], d["low_confidence"]) for d in dets] == [(9, True), (0, False)]
+    assert dets[0]["confidence"] == pytest.approx(0.55)
+
+
+def test_live_source_is_smoothed_and_never_blocks(tiny_bundle):
+    det = GridDetector(2)
+    seen = []  # every frame the recogniser saw, in order (outputs may drop some: newest wins)
+
+    def detector(frame, pre, roi=None, max_digits=32):
+        seen.append(id(frame))
+        return det(frame, pre, roi, max_digits)
+
+    frames = frames_with_levels([30, 200, 90, 250] * 10)
+    results = []
+    summary = run_pipeline(MemorySource(frames, is_live=True), "onnxruntime", tiny_bundle, detector=detector,
+                           on_result=results.append)
+    assert summary.frames + summary.dropped == 40 and summary.frames >= 1
+    refs = dict((id(f), linear_reference(GridDetector(2)(f, None)[1])) for f in frames)
+    for r in results:
+        # the mean of the reference probabilities over the last 5 recognised frames (same boxes)
+        pos = seen.index(id(r.frame))
+        expected = np.mean(np.stack([refs[k] for k in seen[max(0, pos - 4):pos + 1]]), axis=0)
+        assert np.abs(r.probs - expected).max() < 1e-5
+    assert np.abs(results[-1].probs - refs[id(results[-1].frame)]).max() > 1e-4  # averaged, not per frame
+
+
+def test_stop_event_ends_an_endless_source(tiny_bundle):
+    stop = threading.Event()
+    src = MemorySource(frames_with_levels([40, 80]), loops=None, is_live=True)
+    timer = threading.Timer(0.5, stop.set)
+    timer.start()
+    t0 = time.time()
+    summary = run_pipeline(src, "onnxruntime", tiny_bundle, detector=GridDetector(1), stop_event=stop)
+    assert time.time() - t0 < 5
+    assert summary.frames > 0 and summary.stopped_by == "stop requested"
+
+
+def test_unknown_backend_raises_before_any_frame(tiny_bundle):
+    with pytest.raises(BackendError):
+        run_pipeline(MemorySource(frames_with_levels([1])), "nope", tiny_bundle, detector=GridDetector())
+
+
+class FailingSource(MemorySource):
+    def __init__(self):
+        MemorySource.__init__(self, frames_with_levels([20, 40, 60]))
+
+    def read(self):
+        ok, frame, name = MemorySource.read(self)
+        if not ok:
+            self.error = "camera fake stopped delivering frames"
+        return ok, frame, name
+
+
+def test_source_failure_is_reported_in_the_summary(tiny_bundle):
+    summary = run_pipeline(FailingSource(), "onnxruntime", tiny_bundle, detector=GridDetector())
+    assert summary.frames == 3 and summary.error == "camera fake stopped delivering frames"
+    assert summary.stopped_by == "source failed"
+
+
+def test_odd_frames_with_the_real_detector(tiny_bundle):
+    pytest.importorskip("edge_runtime.preprocess")
+    rng = np.random.RandomState(0)
+    frames = [
+        np.zeros((480, 640, 3), np.uint8),  # black
+        np.full((480, 640, 3), 255, np.uint8),  # white
+        rng.randint(0, 256, (480, 640, 3)).astype(np.uint8),  # noise
+        np.full((240, 320), 128, np.uint8),  # grayscale
+        np.full((240, 320, 4), 200, np.uint8),  # BGRA
+        np.zeros((0, 0, 3), np.uint8),  # empty: skipped
+        np.full((3000, 4000, 3), 255, np.uint8),  # huge
+        np.zeros((1, 1, 3), np.uint8),  # tiny
+    ]
+    results = []
+    summary = run_pipeline(MemorySource(frames), "onnxruntime", tiny_bundle, on_result=results.append)
+    assert summary.frames == 7 and summary.skipped == 1
+    assert [r.frame.shape[2] for r in results] == [3] * 7
+    for r in results:
+        h, w = r.frame.shape[:2]
+        for d in r.detections:
+            x, y, bw, bh = d["bbox"]
+            assert 0 <= x and 0 <= y and x + bw <= w and y + bh <= h
+
+
+def test_synthetic_truth_is_scored():
+    truth = [{"bbox": [10, 10, 20, 30], "digit": 4}, {"bbox": [100, 10, 20, 30], "digit": 2}]
+    dets = [{"bbox": [11, 11, 20, 30], "digit": 4, "low_confidence": False},
+            {"bbox": [100, 10, 20, 30], "digit": 3, "low_confidence": False}]
+    assert score_against_truth(dets, truth) == (2, 1)
+    assert score_against_truth(dets, None) == (0, 0)
+
+
+def test_channel_lossless_and_newest_wins():
+    stop = threading.Event()
+    lossless = FrameChannel(1)
+    assert lossless.put(1, stop)
+    stop.set()
+    assert lossless.put(2, stop) is False  # full and stopping: does not block
+    newest = FrameChannel(1, newest_wins=True)
+    for i in range(5):
+        newest.put(i, threading.Event())
+    assert newest.get() == 4 and newest.dropped == 4
+    newest.close()
+    with pytest.raises(Exception):
+        newest.get()
