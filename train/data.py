@@ -113,13 +113,15 @@ def splits_from_pickle(path, expected_sha256=BUNDLED_SHA256):
 
 
 def _split_valid(x_train, y_train, x_test, y_test, source):
-    if len(x_train) <= VALID_SIZE:
-        raise UserError("%s: only %d training digits; expected more than %d" % (source, len(x_train), VALID_SIZE))
+    """Hold out the last training digits for validation: 10k of 60k (LeCun's split), 1/6 of a smaller set."""
+    n_valid = min(VALID_SIZE, len(x_train) // 6)
+    if n_valid < 1:
+        raise UserError("%s: only %d training digits; expected at least 6" % (source, len(x_train)))
     return Splits(
-        x_train[:-VALID_SIZE],
-        y_train[:-VALID_SIZE],
-        x_train[-VALID_SIZE:],
-        y_train[-VALID_SIZE:],
+        x_train[:-n_valid],
+        y_train[:-n_valid],
+        x_train[-n_valid:],
+        y_train[-n_valid:],
         x_test,
         y_test,
         source=source,

@@ -23,6 +23,7 @@ CURVES_PNG = "curves.png"
 CONFUSION_PNG = "confusion.png"
 MISCLASSIFIED_PNG = "misclassified.png"
 WORST_SHOWN = 40
+IMAGE_SIZE_PX = 28
 
 
 def predict_probabilities(model, x_uint8, batch_size=1000):
@@ -40,34 +41,51 @@ def cross_entropy(probs, y_true):
     return float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0))))
 
 
-def camera_normalised(x_uint8, pre=None):
+def camera_normalised(x_uint8, pre=None, upscale=1):
     """The digits passed through the camera path's normalisation, uint8 [N, 28, 28] -> float32 [N, 28, 28, 1].
 
-    Returns None when ``edge_runtime.preprocess`` is not available.
+    ``upscale`` > 1 first enlarges each digit (as a camera crop of a digit seen at 28 * upscale
+    pixels), so normalize_digit's resize-into-20x20 path is exercised too. Returns None when
+    ``edge_runtime.preprocess`` is not available.
     """
     try:
         from edge_runtime.preprocess import normalize_digit
     except ImportError as exc:  # the runtime side may be absent in a partial checkout
         log.warning("camera-normalisation check skipped: %s", exc)
         return None
+    import cv2
+
     pre = dict(pre or DEFAULT_PREPROCESS)
-    return np.stack([normalize_digit(digit, pre) for digit in x_uint8]).astype(np.float32)[..., None]
+    size = IMAGE_SIZE_PX * upscale
+
+    def crop(digit):
+        if upscale == 1:
+            return digit
+        return cv2.resize(digit, (size, size), interpolation=cv2.INTER_CUBIC)
+
+    return np.stack([normalize_digit(crop(digit), pre) for digit in x_uint8]).astype(np.float32)[..., None]
 
 
 def camera_norm_check(model, x_uint8, y_true, test_accuracy):
-    normalised = camera_normalised(x_uint8)
-    if normalised is None:
-        return {"available": False}
-    probs = np.asarray(model.predict(normalised, batch_size=1000, verbose=0))
-    accuracy = float(np.mean(probs.argmax(1) == y_true))
-    return {
-        "available": True,
-        "function": "edge_runtime.preprocess.normalize_digit",
-        "preprocess": dict(DEFAULT_PREPROCESS),
-        "accuracy": accuracy,
-        "delta_vs_test": accuracy - test_accuracy,
-        "mean_abs_pixel_change": float(np.mean(np.abs(normalised[..., 0] - x_uint8 / 255.0))),
-    }
+    """Test accuracy after ``normalize_digit`` on the digits as they are and enlarged 3x."""
+    result = {"available": False}
+    for upscale, key in ((1, "accuracy"), (3, "accuracy_upscaled_3x")):
+        normalised = camera_normalised(x_uint8, upscale=upscale)
+        if normalised is None:
+            return result
+        probs = np.asarray(model.predict(normalised, batch_size=1000, verbose=0))
+        result[key] = float(np.mean(probs.argmax(1) == y_true))
+        result["mean_abs_pixel_change" + key[len("accuracy"):]] = float(
+            np.mean(np.abs(normalised[..., 0] - x_uint8 / 255.0))
+        )
+    result.update(
+        available=True,
+        function="edge_runtime.preprocess.normalize_digit",
+        preprocess=dict(DEFAULT_PREPROCESS),
+        delta_vs_test=result["accuracy"] - test_accuracy,
+        delta_upscaled_3x_vs_test=result["accuracy_upscaled_3x"] - test_accuracy,
+    )
+    return result
 
 
 def package_versions():
@@ -118,6 +136,7 @@ def write_reports(model, splits, bundle, config, digest, state):
     check = camera_norm_check(model, splits.x_test, splits.y_test, metrics["test_accuracy"])
     metrics["camera_norm_check"] = check
     metrics["camera_norm_accuracy"] = check.get("accuracy")
+    metrics["camera_norm_3x_accuracy"] = check.get("accuracy_upscaled_3x")
     write_curves(state["history"], os.path.join(bundle, CURVES_PNG), config.model)
     write_confusion(np.array(metrics["confusion_matrix"]), os.path.join(bundle, CONFUSION_PNG), config.model)
     write_misclassified(splits.x_test, splits.y_test, probs, os.path.join(bundle, MISCLASSIFIED_PNG), config.model)

@@ -346,7 +346,7 @@ def fit_model(config, digest, splits, bundle, extra_callbacks=(), verbose=None):
         callbacks.extend(extra_callbacks)
         model.fit(
             train_ds, validation_data=valid_ds, epochs=config.epochs, initial_epoch=initial_epoch,
-            steps_per_epoch=steps, callbacks=callbacks,
+            steps_per_epoch=steps, callbacks=callbacks, shuffle=False,  # tf.data shuffles
             verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
         )
     best = keras.models.load_model(os.path.join(state_dir, BEST_MODEL))
@@ -378,7 +378,10 @@ def _pct(metrics, key):
 
 
 def summary_table(results):
-    header = "| model | status | params | MFLOPs/img | epochs (best) | train s | val acc | test acc | camera-norm acc |"
+    header = (
+        "| model | status | params | MFLOPs/img | epochs (best) | train s | val acc | test acc "
+        "| camera-norm acc 1x / 3x |"
+    )
     lines = [header, "|" + "---|" * 9]
     for result in results:
         m = result.metrics or {}
@@ -386,7 +389,8 @@ def summary_table(results):
         lines.append("| %s | %s | %s | %.2f | %s (%s) | %.0f | %s | %s | %s |" % (
             result.name, result.status, "{:,}".format(m.get("params", 0)), m.get("flops_per_image", 0) / 1e6,
             m.get("epochs", "-"), m.get("best_epoch", "-"), m.get("train_seconds", 0),
-            _pct(m, "val_accuracy"), _pct(m, "test_accuracy"), _pct(m, "camera_norm_accuracy"),
+            _pct(m, "val_accuracy"), _pct(m, "test_accuracy"),
+            _pct(m, "camera_norm_accuracy") + " / " + _pct(m, "camera_norm_3x_accuracy"),
         ))
     return "\n".join(lines)
 
@@ -426,7 +430,10 @@ def run(args, extra_callbacks=(), verbose=None):
 
 def main(argv=None, extra_callbacks=(), verbose=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad argument (2, message already on stderr)
+        return int(exc.code or 0)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
