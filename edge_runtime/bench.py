@@ -795,6 +795,7 @@ def run(args):
         backend = pipeline_backend_name(args, [r["backend"] for r in rows] or names)
         ours = same_frames_ms_per_frame(manifest, same, backend, args.threads)
         result["baseline"] = baseline_block(keras, ours, backend)
+    result["environment_after"] = envmod.thermal_snapshot()
     paths = write_outputs(args.out, result, csv_rows)
     sys.stdout.write(markdown(result))
     sys.stdout.flush()

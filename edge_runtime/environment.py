@@ -330,6 +330,20 @@ def collect_environment(root="/", runner=None, timeout=DEFAULT_TIMEOUT_S, librar
     return env
 
 
+def thermal_snapshot(root="/", runner=None):
+    """Temperatures and (on a Jetson) power rails now: record after a benchmark to see heating/throttling."""
+    runner = runner or run_command
+    snap = {"temperature_c": None, "power": None}
+    try:
+        snap["temperature_c"] = temperatures(root)
+        if read_text(root, "/etc/nv_tegra_release") or read_text(root, "/proc/device-tree/model"):
+            snap["power"] = parse_tegrastats(runner(["tegrastats", "--interval", "200"], timeout=1.0,
+                                                    keep_partial=True))
+    except Exception as exc:
+        LOG.debug("thermal snapshot failed: %s", exc)
+    return snap
+
+
 def summary_lines(env):
     """A few human-readable lines for reports and the `bench` Markdown."""
     libs = env.get("libraries") or {}

@@ -137,3 +137,12 @@ def test_this_desktop_block_is_complete():
     assert libs["opencv"]["gstreamer"] in (True, False)
     assert env["cpu"]["cores"] >= 1
     json.dumps(env)
+
+
+def test_thermal_snapshot_after_a_run(tmp_path):
+    fake_nano(tmp_path)
+    snap = envmod.thermal_snapshot(str(tmp_path), runner_with({"tegrastats": TEGRASTATS}))
+    assert snap == {"temperature_c": {"CPU-therm": 34.5, "GPU-therm": 31.0},
+                    "power": {"rails_mw": {"POM_5V_IN": 2900, "POM_5V_GPU": 40, "POM_5V_CPU": 600},
+                              "line": TEGRASTATS.splitlines()[-1]}}
+    assert envmod.thermal_snapshot(str(tmp_path / "nothing")) == {"temperature_c": None, "power": None}
