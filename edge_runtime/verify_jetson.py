@@ -171,8 +171,11 @@ def project_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_jetson_tests(root=None, python=None, timeout=900, popen=subprocess.Popen):
-    """Run the `jetson`-marked tests if pytest and the test file are here: {"status", "rc", "summary"}."""
+def run_jetson_tests(root=None, python=None, timeout=900, popen=subprocess.Popen, model=None):
+    """Run the `jetson`-marked tests if pytest and the test file are here: {"status", "rc", "summary"}.
+
+    ``model`` (the bundle under test) reaches the tests as NANO_DIGITS_MODEL, for devices without `onnx`.
+    """
     root = root or project_root()
     if not os.path.exists(os.path.join(root, JETSON_TESTS)):
         return {"status": "not run", "rc": None, "summary": "%s is not on this machine" % JETSON_TESTS}
@@ -181,7 +184,11 @@ def run_jetson_tests(root=None, python=None, timeout=900, popen=subprocess.Popen
     except ImportError:
         return {"status": "not run", "rc": None, "summary": "pytest is not installed (pip3 install pytest)"}
     argv = [python or sys.executable, "-m", "pytest", "-m", "jetson", "-q", "-p", "no:cacheprovider", JETSON_TESTS]
-    proc = popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    env = dict(os.environ)
+    if model:
+        env["NANO_DIGITS_MODEL"] = os.path.abspath(model)
+    proc = popen(argv, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                 universal_newlines=True)
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -392,7 +399,7 @@ def run(args, open_backend=None):
     tests = None
     if not args.no_pytest:
         _say("running the jetson-marked tests (%s)..." % JETSON_TESTS)
-        tests = run_jetson_tests()
+        tests = run_jetson_tests(model=mf.bundle_dir(manifest))
     net = (open_backend or open_net)(manifest, args)
     with net:
         _say("comparing %s with ONNX Runtime on the reference digits..." % net.name)
