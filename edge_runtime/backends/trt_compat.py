@@ -60,10 +60,6 @@ def parse_version(text):
     return tuple(int(part) for part in match.group(1).split("."))
 
 
-def version_text(version):
-    return ".".join(str(part) for part in version)
-
-
 def other_backends_text():
     """'--backend onnxruntime | opencv' for the backends importable here, for error messages."""
     try:
@@ -131,8 +127,6 @@ def _severity_names(trt):
     holder = getattr(trt.ILogger, "Severity", trt.ILogger)
     for name in _SEVERITIES:
         value = getattr(holder, name, None)
-        if value is None:
-            value = getattr(trt.ILogger, name, None)
         if value is not None:
             names.append((value, name))
     return names

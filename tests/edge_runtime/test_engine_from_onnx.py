@@ -262,3 +262,9 @@ def test_cli_without_tensorrt_says_what_works_instead(tiny_bundle, monkeypatch, 
     assert err.startswith("edge_runtime: error: TensorRT is not installed")
     assert "sudo apt-get install python3-libnvinfer" in err and "--backend onnxruntime" in err
     assert "Traceback" not in err
+
+
+def test_build_for_bundle_imports_tensorrt_itself(tiny_bundle, fake_device):
+    path, sidecar = efo.build_for_bundle(tiny_bundle, say=lambda s: None)
+    assert sidecar["tensorrt"] == "8.2.1.8" and sidecar["gpu"]["name"] == NANO["name"]
+    assert ec.find_engine(tiny_bundle, ec.sidecar_facts(sidecar)) == path

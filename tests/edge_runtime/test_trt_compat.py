@@ -210,6 +210,8 @@ def test_recording_logger_keeps_errors_and_is_one_per_module():
     api.logger.log(trt.ILogger.Severity.WARNING, "careful")
     assert api.logger.since(mark) == ["plan is bad", "careful"]
     assert api.logger.since(mark, levels=("INFO",)) == ["building"]
+    api.logger.log(99, "from a severity this module does not know")
+    assert api.logger.since(mark, levels=("INFO",))[-1] == "from a severity this module does not know"
 
 
 def test_opset_limit_only_on_8x():

@@ -199,6 +199,12 @@ def test_bad_inputs_exit_2(tiny_bundle, tmp_path, capsys, monkeypatch):
     assert "reference.npz is missing" in capsys.readouterr().err
 
 
+def test_reference_file_missing_without_a_recorded_hash(tiny_bundle):
+    manifest = dict(tiny_bundle, reference={"file": "gone.npz"})
+    with pytest.raises(UserError, match="gone.npz is missing; copy the whole bundle again"):
+        vj.load_reference(manifest)
+
+
 def test_broken_reference_files(tiny_bundle):
     manifest, _ = add_reference(tiny_bundle, n=10)
     path = mf.file_path(manifest, "reference.npz")
