@@ -10,6 +10,7 @@ import pytest
 from edge_runtime.backends import BackendError
 from edge_runtime.pipeline import (
     STAGES,
+    Closed,
     FrameChannel,
     detections_from_probs,
     run_pipeline,
@@ -178,5 +179,5 @@ def test_channel_lossless_and_newest_wins():
         newest.put(i, threading.Event())
     assert newest.get() == 4 and newest.dropped == 4
     newest.close()
-    with pytest.raises(Exception):
+    with pytest.raises(Closed):
         newest.get()

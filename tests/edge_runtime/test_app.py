@@ -1,0 +1,168 @@
+"""`python -m edge_runtime run` through main([...]): outputs, bad input, SIGTERM shutdown."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime import app
+from edge_runtime.__main__ import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _digit_images(folder, count=4):
+    """White paper with one dark stroke each (something for the detector to find)."""
+    for i in range(count):
+        img = np.full((120, 160, 3), 255, np.uint8)
+        cv2.line(img, (70, 25), (75 + 3 * i, 95), (0, 0, 0), 7)
+        cv2.imwrite(os.path.join(str(folder), "scan_%d.png" % i), img)
+
+
+def test_folder_to_jsonl_and_video(tiny_bundle, tmp_path, capsys, caplog):
+    pytest.importorskip("edge_runtime.preprocess")
+    images = tmp_path / "scans"
+    images.mkdir()
+    _digit_images(images)
+    (images / "scan_9_broken.png").write_bytes(b"\x89PNG broken")
+    jsonl, video = tmp_path / "out.jsonl", tmp_path / "out.mp4"
+    rc = main(["run", "--model", tiny_bundle["_dir"], "--source", str(images), "--headless",
+               "--jsonl", str(jsonl), "--save", str(video), "--backend", "onnxruntime", "--status-every", "0"])
+    out = capsys.readouterr()
+    assert rc == 0
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [r["source"] for r in records] == ["scan_%d.png" % i for i in range(4)]
+    assert all(len(r["detections"]) == 1 for r in records), records
+    x, y, w, h = records[0]["detections"][0]["bbox"]
+    assert 55 <= x <= 75 and 15 <= y <= 30 and w < 40 and 60 <= h <= 90  # the stroke, in frame pixels
+    assert "4 frames" in out.out and "skipped 1 unreadable" in out.out and "p90" in out.out
+    assert "skipping" in caplog.text and "scan_9_broken.png" in caplog.text
+    assert video.exists() and cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT) == 4
+
+
+def test_manifest_json_path_and_opencv_backend(tiny_bundle, tmp_path, capsys):
+    img = tmp_path / "one.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 255, np.uint8))
+    rc = main(["run", "--model", os.path.join(tiny_bundle["_dir"], "manifest.json"), "--source", str(img),
+               "--headless", "--backend", "opencv", "--jsonl", "-", "--status-every", "0"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    rec = json.loads(out.splitlines()[0])
+    assert rec["source"] == "one.png" and rec["detections"] == []
+    assert "backend opencv" in out
+
+
+def test_synthetic_max_frames(tiny_bundle, tmp_path, capsys):
+    pytest.importorskip("edge_runtime.synthetic")
+    jsonl = tmp_path / "s.jsonl"
+    rc = main(["run", "--model", tiny_bundle["_dir"], "--source", "synthetic://?seed=2&width=320&height=240",
+               "--headless", "--max-frames", "5", "--jsonl", str(jsonl), "--status-every", "0"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "5 frames" in out and "synthetic ground truth" in out
+    frames = [json.loads(line)["frame"] for line in jsonl.read_text().splitlines()]
+    assert len(frames) == 5 and frames == sorted(set(frames))  # a live source: newest frame wins
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--min-confidence", "1.5"], "between 0 and 1"),
+    (["--roi", "1,2,3"], "x,y,w,h"),
+    (["--serve", "localhost:http"], "HOST:PORT"),
+    (["--max-frames", "0"], ">= 1"),
+    (["--backend", "tflite"], "invalid choice"),
+    (["--smooth", "-1"], ">= 0"),
+])
+def test_bad_cli_values(argv, words, capsys):
+    with pytest.raises(SystemExit) as err:
+        main(["run"] + argv)
+    assert err.value.code == 2
+    assert words in capsys.readouterr().err
+
+
+def test_missing_bundle(tmp_path, capsys):
+    rc = main(["run", "--model", str(tmp_path / "nothing"), "--source", "synthetic://", "--headless"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("edge_runtime: error: no manifest at") and "make train" in err
+
+
+def test_hash_mismatch(tiny_bundle, capsys):
+    with open(os.path.join(tiny_bundle["_dir"], "model.onnx"), "ab") as fh:
+        fh.write(b"x")
+    rc = main(["run", "--model", tiny_bundle["_dir"], "--source", "synthetic://", "--headless"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "sha256 mismatch" in err and "Traceback" not in err
+
+
+def test_unknown_source(tiny_bundle, capsys):
+    rc = main(["run", "--model", tiny_bundle["_dir"], "--source", "/nope/x.mp4", "--headless"])
+    assert rc == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_unavailable_backend_names_alternatives(tiny_bundle, capsys):
+    rc = main(["run", "--model", tiny_bundle["_dir"], "--source", "synthetic://", "--headless",
+               "--backend", "tensorrt", "--max-frames", "1"])
+    err = capsys.readouterr().err
+    if rc == 0:
+        pytest.skip("TensorRT is available here")
+    assert rc == 2 and "tensorrt" in err and "onnxruntime" in err
+
+
+def test_port_in_use(tiny_bundle, capsys):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    port = sock.getsockname()[1]
+    try:
+        rc = main(["run", "--model", tiny_bundle["_dir"], "--source", "synthetic://", "--headless",
+                   "--serve", "127.0.0.1:%d" % port, "--max-frames", "1"])
+    finally:
+        sock.close()
+    err = capsys.readouterr().err
+    assert rc == 2 and ("port %d" % port) in err and "--serve" in err
+
+
+def test_headless_without_outputs_serves_mjpeg_by_default(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    parser = __import__("argparse").ArgumentParser()
+    app.add_arguments(parser)
+    args = parser.parse_args([])
+    outs = app.build_outputs(args, None, show_window=False, auto_serve=True)
+    kinds = [type(o).__name__ for o in outs]
+    assert kinds == ["MjpegOutput", "ConsoleOutput"] and outs[0].port == 8080 and outs[0].host == "127.0.0.1"
+
+
+def test_sigterm_stops_cleanly_with_summary_and_complete_jsonl(tiny_bundle, tmp_path):
+    pytest.importorskip("edge_runtime.synthetic")
+    jsonl = tmp_path / "live.jsonl"
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("DISPLAY", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_runtime", "run", "--model", tiny_bundle["_dir"],
+         "--source", "synthetic://?width=320&height=240&fps=30", "--headless", "--jsonl", str(jsonl)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and (not jsonl.exists() or len(jsonl.read_text().splitlines()) < 3):
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "summary:" in out and "stopped: stop requested" in out and "p50" in out
+    lines = jsonl.read_text().splitlines()
+    assert len(lines) >= 3 and jsonl.read_text().endswith("\n")
+    frames = [json.loads(line)["frame"] for line in lines]  # every line is complete JSON
+    assert frames == sorted(frames)
+    n = int(out.split("summary: ")[1].split(" frames")[0])
+    assert n == len(lines)
+    assert "Traceback" not in err
