@@ -53,8 +53,8 @@ export: $(STAMP) ## re-export trained models to ONNX (+FP16) and verify them
 verify: $(STAMP) ## parity check Keras vs ONNX Runtime vs OpenCV DNN on the 10k test digits
 	$(PY) -m convert verify $(addprefix $(ARTIFACTS)/,$(MODELS))
 
-engine: ## build the TensorRT FP16 engine for MODEL (needs TensorRT: on the Jetson or an NVIDIA workstation)
-	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime build-engine --model $(ARTIFACTS)/$(MODEL)
+engine: ## build the TensorRT FP16 engine for MODEL -> ARTIFACTS/MODEL/engines/ (needs TensorRT: Jetson or NVIDIA box; ENGINE_ARGS="--max-batch 128")
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime build-engine --model $(ARTIFACTS)/$(MODEL) $(ENGINE_ARGS)
 
 # ---- runtime ---------------------------------------------------------------
 live: ## live recognition: SOURCE=csi://0|/dev/video0|rtsp://..|file|folder|synthetic:// (auto: camera, else synthetic)
@@ -72,8 +72,8 @@ deploy: ## copy MODEL + runtime to HOST=user@nano, verify sha256, build the engi
 	@test -n "$(HOST)" || { echo "make deploy: set HOST=user@nano (key-based SSH)"; exit 2; }
 	DEPLOY_LOCAL_PYTHON=$(if $(wildcard $(PY)),$(PY),$(PYTHON)) scripts/deploy.sh --host "$(HOST)" --model $(ARTIFACTS)/$(MODEL) $(DEPLOY_ARGS)
 
-verify-jetson: ## on a Jetson: engine vs ONNX Runtime parity on 10k digits + benchmark -> jetson-report.md
-	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime verify-jetson --model $(ARTIFACTS)/$(MODEL)
+verify-jetson: ## on a Jetson/NVIDIA box: engine vs ONNX Runtime on 10k digits, benchmark, jetson tests -> jetson-report.md/.json (VERIFY_ARGS=)
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime verify-jetson --model $(ARTIFACTS)/$(MODEL) $(VERIFY_ARGS)
 
 # ---- quality ---------------------------------------------------------------
 lint: $(STAMP) ## ruff, vermin (Python 3.6 floor for the Jetson side), shellcheck, hadolint
