@@ -267,6 +267,27 @@ def rebuild_command(manifest):
 
 
 # --------------------------------------------------------------------------
+# Shared CLI options for subcommands that open the TensorRT backend (run, bench)
+# --------------------------------------------------------------------------
+
+
+def add_engine_args(parser):
+    """--engine FILE / --no-build, as an argument group; pass engine_options(args) to open_backend."""
+    group = parser.add_argument_group("TensorRT engine")
+    group.add_argument("--engine", default=None, metavar="FILE",
+                       help="TensorRT engine to use, checked against its .json sidecar (default: the matching "
+                            "engine in <model>/engines/, built if missing)")
+    group.add_argument("--no-build", action="store_true",
+                       help="fail instead of building a missing TensorRT engine (default: build it)")
+    return group
+
+
+def engine_options(args):
+    """{"engine", "build"} for TensorRTBackend (other backends ignore them)."""
+    return {"engine": getattr(args, "engine", None), "build": not getattr(args, "no_build", False)}
+
+
+# --------------------------------------------------------------------------
 # Lookup
 # --------------------------------------------------------------------------
 

@@ -257,3 +257,15 @@ def test_sidecar_is_plain_json_and_plan_untouched(tiny_bundle):
         assert handle.read() == b"\x00PLAN"  # no header prepended: trtexec --loadEngine must load it
     with open(ec.sidecar_path(path)) as handle:
         assert json.load(handle)["format"] == ec.SIDECAR_FORMAT
+
+
+def test_shared_engine_arguments():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    ec.add_engine_args(parser)
+    assert ec.engine_options(parser.parse_args([])) == {"engine": None, "build": True}
+    args = parser.parse_args(["--engine", "a.engine", "--no-build"])
+    assert ec.engine_options(args) == {"engine": "a.engine", "build": False}
+    assert ec.engine_options(argparse.Namespace()) == {"engine": None, "build": True}
+    assert "matching engine in <model>/engines/" in parser.format_help()
