@@ -48,15 +48,19 @@ MIN_DIGIT_FRACTION = 0.03  # min digit height as a fraction of the shorter frame
 MIN_DIGIT_PX = 10  # and never below this many full-resolution pixels
 MAX_DIGIT_FRACTION = 0.9  # max digit height as a fraction of the frame/ROI height
 MAX_WIDTH_OVER_HEIGHT = 2.0
-MAX_HEIGHT_OVER_WIDTH = 14.0
+MAX_HEIGHT_OVER_WIDTH = 12.0
+MIN_WIDTH_PX = 2  # at the working size: one-pixel-wide runs are line remnants, not pen strokes
 MAX_FILL = 0.72
 LINE_FRACTION = 0.3  # horizontal runs longer than this fraction of the width are ruled lines
+VERTICAL_LINE_FRACTION = 0.6  # vertical runs longer than this fraction of the height are margin lines
 LIGHT_INK_MARGIN = 1.5  # light-ink features must beat dark ones by this factor to flip polarity
 MIN_PAPER_LEVEL = 16  # paper darker than this is not paper
 CROP_FLOOR = 0.3  # in a crop, ink below this fraction of the stroke level is background
 CROP_TOP = 0.85  # and ink above this fraction is full white
 MERGE_GAP = 0.08  # pieces closer than this fraction of the bigger piece's height may be one digit
-MERGED_MAX_WIDTH_OVER_HEIGHT = 1.2  # ink pixels / box area above this (and not a thin 1) is a solid blob
+MERGED_MAX_WIDTH_OVER_HEIGHT = 1.2
+FRAGMENT_HEIGHT = 0.35  # a piece this much shorter than its neighbour may be a broken-off fragment
+BORDER_PX = 2  # at the working size: components this close to the edge are cut by it
 
 
 class DigitBatch(NamedTuple):
@@ -252,7 +256,7 @@ def _should_merge(a, b):
     merged = _merge_pair(a, b)
     if merged[2] > MERGED_MAX_WIDTH_OVER_HEIGHT * merged[3]:
         return False
-    tolerance = max(2.0, MERGE_GAP * big_h)
+    tolerance = max(3.0, MERGE_GAP * big_h)
     # Boxes that overlap a lot: one digit.
     if x_overlap > 0 and y_overlap > 0 and x_overlap * y_overlap >= 0.3 * min(aw * ah, bw * bh):
         return True
@@ -261,7 +265,7 @@ def _should_merge(a, b):
         return True
     # A small fragment right next to a big piece.
     gap = max(-x_overlap, -y_overlap)
-    return small_h < 0.5 * big_h and gap <= tolerance
+    return small_h < FRAGMENT_HEIGHT * big_h and gap <= tolerance
 
 
 def merge_fragments(boxes):
@@ -285,13 +289,21 @@ def merge_fragments(boxes):
     return boxes, groups
 
 
-def remove_ruled_lines(mask, length):
-    """Drop long horizontal runs (notebook rulings) from ``mask``; cheap when there are none."""
-    rows = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
-    if rows.max() < 255 * length:
-        return mask
-    lines = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
-    return cv2.subtract(mask, lines)
+def remove_ruled_lines(mask, length, vertical_length=None):
+    """Drop long straight horizontal and vertical runs (rulings, margin lines) from ``mask``.
+
+    Cheap when there are none: a row/column projection decides whether the openings are needed.
+    """
+    lines = None
+    rows = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+    if rows.max() >= 255 * length:
+        lines = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    vertical_length = vertical_length or length
+    columns = cv2.reduce(mask, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+    if columns.max() >= 255 * vertical_length:
+        vertical = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((vertical_length, 1), np.uint8))
+        lines = vertical if lines is None else cv2.bitwise_or(lines, vertical)
+    return mask if lines is None else cv2.subtract(mask, lines)
 
 
 def _normalise_roi(roi, shape):
@@ -386,7 +398,7 @@ def _work_from_frame(image, polarity):
     strong = _quantile_from_hist(hist, STRONG_INK_QUANTILE)
     threshold = max(INK_FLOOR * 255.0, INK_RELATIVE * strong)
     _, mask = cv2.threshold(ink, threshold, 255, cv2.THRESH_BINARY)
-    mask = remove_ruled_lines(mask, max(15, int(LINE_FRACTION * work_w)))
+    mask = remove_ruled_lines(mask, max(15, int(LINE_FRACTION * work_w)), max(15, int(VERTICAL_LINE_FRACTION * work_h)))
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     work = _Work(image, paper, mask, float(work_w) / w, float(work_h) / h, dark)
     return work, {"ink": ink, "mask": mask, "threshold": threshold, "dark": dark}
@@ -417,9 +429,9 @@ def _candidates(work, min_h, max_pieces=400):
         x, y, w, h = box
         if h < min_h or h > MAX_DIGIT_FRACTION * work_h:
             continue
-        if w > MAX_WIDTH_OVER_HEIGHT * h or h > MAX_HEIGHT_OVER_WIDTH * w:
+        if w > MAX_WIDTH_OVER_HEIGHT * h or h > MAX_HEIGHT_OVER_WIDTH * w or w < MIN_WIDTH_PX:
             continue
-        if x <= 0 or y <= 0 or x + w >= work_w or y + h >= work_h:
+        if x < BORDER_PX or y < BORDER_PX or x + w > work_w - BORDER_PX or y + h > work_h - BORDER_PX:
             continue  # paper edges, shadows and digits cut by the frame
         ink_pixels = cv2.countNonZero(work.mask[y : y + h, x : x + w])
         if ink_pixels > MAX_FILL * w * h and w > 0.4 * h:

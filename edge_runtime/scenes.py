@@ -1,0 +1,286 @@
+"""Scene evaluation: how well a recogniser finds and reads digits in frames with ground truth.
+
+Stdlib, numpy and cv2 only (runs on the Jetson). No CLI here: ``evaluate()`` returns a dict
+that a CLI, a test or a benchmark can print or save.
+
+Ground truth for one frame is a list of ``{"bbox": [x, y, w, h], "digit": d}`` (pixels).
+A recogniser is any callable ``frame -> detections`` where a detection is a dict with at
+least "bbox" and "digit" (as in the runtime's JSONL lines) or a ``(bbox, digit)`` pair.
+
+Matching (``match_detections``): detections and true digits are paired one-to-one, greedily
+by IoU (highest first), pairs below the IoU threshold (default 0.3) are not matched. Then:
+
+- recall    = matched true digits / all true digits (did we find it?)
+- precision = matched detections / all detections
+- accuracy  = correctly labelled true digits / all true digits (found AND read right)
+- false_positives = detections matched to no true digit
+
+A scene folder holds images (``*.jpg``, ``*.jpeg``, ``*.png``) and ``truth.json``::
+
+    {"format": "digit-scenes/1",
+     "effect": "camera",                       # optional: the default effect for every image
+     "images": {"0001.jpg": {"effect": "camera", "digits": [{"bbox": [x, y, w, h], "digit": 3}]},
+                "0002.jpg": [{"bbox": [x, y, w, h], "digit": 7}]}}
+
+An image entry is either the list of digits or a dict with "digits" and an optional "effect";
+the plain form ``{"0001.jpg": [...], ...}`` (no "images" key) is accepted too. Without an
+effect the folder's name is used (``scenes/clean/``, ``scenes/camera/``).
+"""
+
+import json
+import os
+from typing import List, NamedTuple, Optional
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+TRUTH_FILE = "truth.json"
+DEFAULT_IOU = 0.3
+
+
+class Scene(NamedTuple):
+    """One frame with ground truth. ``frame`` is loaded lazily by ``load_frame`` when None."""
+
+    name: str
+    truth: List[dict]
+    effect: str = "unknown"
+    path: Optional[str] = None
+    frame: Optional[np.ndarray] = None
+
+
+def iou(a, b):
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax, ay, aw, ah = [float(v) for v in a]
+    bx, by, bw, bh = [float(v) for v in b]
+    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _as_detection(item):
+    if isinstance(item, dict):
+        return {"bbox": [int(round(float(v))) for v in item["bbox"]], "digit": _as_digit(item.get("digit"))}
+    bbox, digit = item[0], item[1]
+    return {"bbox": [int(round(float(v))) for v in bbox], "digit": _as_digit(digit)}
+
+
+def _as_digit(value):
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
+
+
+class Match(NamedTuple):
+    pairs: list  # [(detection index, truth index, iou)]
+    unmatched_detections: list  # detection indices
+    unmatched_truth: list  # truth indices
+    correct: int  # matched pairs whose digit is right
+
+
+def match_detections(detections, truth, iou=DEFAULT_IOU):
+    """Pair detections with true digits one-to-one, greedily by IoU; see the module docstring."""
+    threshold = iou
+    dets = [_as_detection(d) for d in detections]
+    gts = [_as_detection(t) for t in truth]
+    candidates = []
+    for i, det in enumerate(dets):
+        for j, gt in enumerate(gts):
+            overlap = _iou(det["bbox"], gt["bbox"])
+            if overlap >= threshold:
+                # Prefer the right digit among equally overlapping pairs.
+                candidates.append((overlap, det["digit"] == gt["digit"], i, j))
+    candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
+    used_d, used_t, pairs = set(), set(), []
+    for overlap, _, i, j in candidates:
+        if i in used_d or j in used_t:
+            continue
+        used_d.add(i)
+        used_t.add(j)
+        pairs.append((i, j, overlap))
+    correct = sum(1 for i, j, _ in pairs if dets[i]["digit"] == gts[j]["digit"])
+    return Match(
+        pairs=sorted(pairs, key=lambda p: p[1]),
+        unmatched_detections=[i for i in range(len(dets)) if i not in used_d],
+        unmatched_truth=[j for j in range(len(gts)) if j not in used_t],
+        correct=correct,
+    )
+
+
+_iou = iou  # match_detections' keyword argument shadows the function name
+
+
+def _new_counts():
+    return {"frames": 0, "true_digits": 0, "detections": 0, "matched": 0, "correct": 0, "false_positives": 0}
+
+
+def _add(counts, frame_counts):
+    for key, value in frame_counts.items():
+        counts[key] += value
+
+
+def _rates(counts):
+    out = dict(counts)
+    out["recall"] = counts["matched"] / float(counts["true_digits"]) if counts["true_digits"] else 1.0
+    out["precision"] = counts["matched"] / float(counts["detections"]) if counts["detections"] else 1.0
+    out["accuracy"] = counts["correct"] / float(counts["true_digits"]) if counts["true_digits"] else 1.0
+    return out
+
+
+def evaluate(recogniser, scenes, iou=DEFAULT_IOU, keep_failures=20):
+    """Run ``recogniser`` on every scene and score it; returns a dict (see the module docstring).
+
+    scenes: an iterable of Scene (frames are loaded lazily from ``path``) or (frame, truth) pairs.
+    The dict has the overall counts and rates, "per_effect" with the same per effect, and
+    "failures": up to ``keep_failures`` frames with a miss, a misread or a false positive.
+    """
+    total = _new_counts()
+    per_effect = {}
+    failures = []
+    for index, scene in enumerate(scenes):
+        if not isinstance(scene, Scene):
+            frame, truth = scene
+            scene = Scene(name=str(index), truth=list(truth), frame=frame)
+        frame = scene.frame if scene.frame is not None else load_frame(scene)
+        detections = [_as_detection(d) for d in recogniser(frame)]
+        match = match_detections(detections, scene.truth, iou=iou)
+        frame_counts = {
+            "frames": 1,
+            "true_digits": len(scene.truth),
+            "detections": len(detections),
+            "matched": len(match.pairs),
+            "correct": match.correct,
+            "false_positives": len(match.unmatched_detections),
+        }
+        _add(total, frame_counts)
+        _add(per_effect.setdefault(scene.effect, _new_counts()), frame_counts)
+        wrong = frame_counts["correct"] < frame_counts["true_digits"] or frame_counts["false_positives"]
+        if wrong and len(failures) < keep_failures:
+            failures.append(
+                {"scene": scene.name, "effect": scene.effect, "truth": scene.truth, "detections": detections}
+            )
+    result = _rates(total)
+    result["iou"] = iou
+    result["per_effect"] = {effect: _rates(counts) for effect, counts in sorted(per_effect.items())}
+    result["failures"] = failures
+    return result
+
+
+# --------------------------------------------------------------------------
+# Scene folders
+# --------------------------------------------------------------------------
+
+
+def _truth_entries(data, default_effect):
+    images = data.get("images", data) if isinstance(data, dict) else None
+    if not isinstance(images, dict):
+        raise ValueError('expected {"images": {"file.jpg": [{"bbox": [x, y, w, h], "digit": d}, ...]}}')
+    effect = data.get("effect", default_effect) if "images" in data else default_effect
+    for name, entry in sorted(images.items()):
+        if isinstance(entry, dict):
+            digits, entry_effect = entry.get("digits", []), entry.get("effect", effect)
+        else:
+            digits, entry_effect = entry, effect
+        truth = []
+        for item in digits:
+            bbox = [int(v) for v in item["bbox"]]
+            if len(bbox) != 4 or bbox[2] <= 0 or bbox[3] <= 0:
+                raise ValueError("%s: bbox %r is not [x, y, w, h] with w, h > 0" % (name, item["bbox"]))
+            truth.append({"bbox": bbox, "digit": _as_digit(item["digit"])})
+        yield name, truth, entry_effect
+
+
+def load_scene_folder(folder):
+    """Scenes of one folder with a truth.json (frames not loaded yet), sorted by file name."""
+    folder = str(folder)
+    truth_path = os.path.join(folder, TRUTH_FILE)
+    if not os.path.isfile(truth_path):
+        raise ValueError("%s: no %s (expected ground truth for the images in this folder)" % (folder, TRUTH_FILE))
+    with open(truth_path) as handle:
+        try:
+            data = json.load(handle)
+        except ValueError as exc:
+            raise ValueError("%s: not valid JSON (%s)" % (truth_path, exc))
+    default_effect = os.path.basename(os.path.normpath(folder))
+    scenes = []
+    try:
+        entries = list(_truth_entries(data, default_effect))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError("%s: %s" % (truth_path, exc))
+    for name, truth, effect in entries:
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            raise ValueError("%s names %s, which does not exist" % (truth_path, path))
+        scenes.append(
+            Scene(
+                name=os.path.join(os.path.basename(os.path.normpath(folder)), name),
+                truth=truth,
+                effect=effect,
+                path=path,
+            )
+        )
+    return scenes
+
+
+def load_scenes(path):
+    """Scenes from a folder with truth.json, or from every subfolder that has one (sorted)."""
+    path = str(path)
+    if os.path.isfile(os.path.join(path, TRUTH_FILE)):
+        return load_scene_folder(path)
+    if not os.path.isdir(path):
+        raise ValueError("%s: not a folder (expected scenes/<name>/ with images and %s)" % (path, TRUTH_FILE))
+    scenes = []
+    for name in sorted(os.listdir(path)):
+        sub = os.path.join(path, name)
+        if os.path.isfile(os.path.join(sub, TRUTH_FILE)):
+            scenes.extend(load_scene_folder(sub))
+    if not scenes:
+        raise ValueError("%s: no subfolder with a %s" % (path, TRUTH_FILE))
+    return scenes
+
+
+def load_frame(scene):
+    """The scene's frame (BGR uint8), read from its path when not already in memory."""
+    if scene.frame is not None:
+        return scene.frame
+    import cv2
+
+    frame = cv2.imread(scene.path, cv2.IMREAD_COLOR)
+    if frame is None:
+        raise ValueError("%s: cannot be read as an image" % scene.path)
+    return frame
+
+
+# --------------------------------------------------------------------------
+# Recognisers
+# --------------------------------------------------------------------------
+
+
+def recogniser_from_infer(infer, pre=None, labels=None, min_confidence=0.0, **detect_options):
+    """frame -> detections, from a function ``infer(batch) -> probabilities [N, classes]``.
+
+    ``pre`` is the manifest's "preprocess" dict; ``labels`` maps class index to digit.
+    Detections below ``min_confidence`` are dropped.
+    """
+    from edge_runtime.preprocess import digits_from_frame
+
+    def recognise(frame):
+        found = digits_from_frame(frame, pre, **detect_options)
+        if not found.boxes:
+            return []
+        probs = np.asarray(infer(found.batch))
+        classes = probs.argmax(axis=1)
+        out = []
+        for box, cls, row in zip(found.boxes, classes, probs):  # noqa: B905 (Python 3.6)
+            confidence = float(row[cls])
+            if confidence < min_confidence:
+                continue
+            digit = _as_digit(labels[cls]) if labels else int(cls)
+            out.append({"bbox": [int(v) for v in box], "digit": digit, "confidence": confidence})
+        return out
+
+    return recognise
