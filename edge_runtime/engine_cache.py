@@ -302,7 +302,8 @@ def list_engines(manifest):
 def find_engine(manifest, wanted, any_profile=False):
     """Path of a cached engine whose sidecar matches ``wanted`` (key facts); None if none does.
 
-    With ``any_profile`` an engine with another batch profile also fits (the exact key is preferred).
+    With ``any_profile`` an engine with another batch profile also fits (the exact key is preferred,
+    then the largest max batch).
     """
     exact = engine_path_for(manifest, wanted)
     sidecar = read_sidecar(exact)
@@ -310,11 +311,12 @@ def find_engine(manifest, wanted, any_profile=False):
         return exact
     if not any_profile:
         return None
+    fitting = []
     for path in list_engines(manifest):
         sidecar = read_sidecar(path)
         if sidecar is not None and not mismatches(sidecar_facts(sidecar), wanted, ignore=("profile",)):
-            return path
-    return None
+            fitting.append((-int(sidecar_facts(sidecar)["profile"][2] or 0), path))
+    return min(fitting)[1] if fitting else None
 
 
 def check_user_engine(engine_path, wanted, manifest):

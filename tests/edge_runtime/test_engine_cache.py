@@ -156,9 +156,10 @@ def put_engine(manifest, wanted, data=b"plan", name=None):
 def test_find_engine_exact_and_any_profile(tiny_bundle):
     wanted = facts()
     assert ec.find_engine(tiny_bundle, wanted) is None
-    other_profile = put_engine(tiny_bundle, facts(profile=[1, 4, 16]))
+    put_engine(tiny_bundle, facts(profile=[1, 4, 16]))
+    other_profile = put_engine(tiny_bundle, facts(profile=[1, 4, 32]))
     assert ec.find_engine(tiny_bundle, wanted) is None
-    assert ec.find_engine(tiny_bundle, wanted, any_profile=True) == other_profile
+    assert ec.find_engine(tiny_bundle, wanted, any_profile=True) == other_profile  # the largest max batch
     exact = put_engine(tiny_bundle, wanted)
     assert ec.find_engine(tiny_bundle, wanted) == exact
     assert ec.find_engine(tiny_bundle, wanted, any_profile=True) == exact
