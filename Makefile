@@ -57,8 +57,15 @@ engine: ## build the TensorRT FP16 engine for MODEL -> ARTIFACTS/MODEL/engines/ 
 	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime build-engine --model $(ARTIFACTS)/$(MODEL) $(ENGINE_ARGS)
 
 # ---- runtime ---------------------------------------------------------------
-live: ## live recognition: SOURCE=csi://0|/dev/video0|rtsp://..|file|folder|synthetic:// (auto: camera, else synthetic)
-	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime run --model $(ARTIFACTS)/$(MODEL) --source $(SOURCE) --backend $(BACKEND) $(RUN_ARGS)
+live: ## live recognition: SOURCE=csi://0|/dev/video0|rtsp://..|file|folder|synthetic:// (auto: camera, else synthetic); RUN_ARGS="--serve 127.0.0.1:8080"
+	@model="$(ARTIFACTS)/$(MODEL)"; \
+	if [ ! -f "$$model/manifest.json" ] && [ -f "tests/fixtures/bundles/$(MODEL)/manifest.json" ]; then \
+	  echo "make live: no trained bundle in $$model yet (make train); using tests/fixtures/bundles/$(MODEL)"; \
+	  model="tests/fixtures/bundles/$(MODEL)"; \
+	fi; \
+	echo "make live: model $$model, SOURCE=$(SOURCE) (auto: a camera if present, else synthetic://)"; \
+	echo "make live: no display -> annotated stream on http://127.0.0.1:8080/ ; Ctrl-C stops and prints a summary"; \
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime run --model "$$model" --source "$(SOURCE)" --backend $(BACKEND) $(RUN_ARGS)
 
 bench: ## benchmarks: backends x batch sizes, pipeline FPS, Keras baseline (where TensorFlow + model.keras exist) -> bench-out/
 	@py="$(if $(wildcard $(PY)),$(PY),$(PYTHON))"; keras=""; \

@@ -143,7 +143,7 @@ def add_recognition_args(parser):
                             "(default: %(default)s)")
     group.add_argument("--smooth", type=non_negative_int, default=None, metavar="K",
                        help="average each tracked digit over the last K frames; 0 = off "
-                            "(default: 5 for cameras and synthetic://, off for files)")
+                            "(default: 5 for cameras and synthetic://?hold=N, off for files)")
     group.add_argument("--max-digits", type=positive_int, default=32, metavar="N",
                        help="at most N digits per frame (default: %(default)s)")
     group.add_argument("--max-frames", type=positive_int, default=None, metavar="N",

@@ -317,7 +317,10 @@ class Pipeline(object):
         self.max_frames = max_frames
         self.min_confidence = float(min_confidence)
         if smooth_window is None:
-            smooth_window = DEFAULT_SMOOTH_WINDOW if getattr(source, "is_live", False) else 0
+            temporal = getattr(source, "temporal", None)
+            if temporal is None:
+                temporal = getattr(source, "is_live", False)
+            smooth_window = DEFAULT_SMOOTH_WINDOW if temporal else 0
         self.smooth_window = int(smooth_window)
         self.detector = detector
         self.roi = roi
@@ -501,7 +504,8 @@ class Pipeline(object):
 def run_pipeline(source, backend_name, manifest, outputs=(), max_frames=None, **options):
     """Run source -> recognition -> outputs until the source ends, max_frames, or stop_event; -> Summary.
 
-    options: min_confidence (0.6), smooth_window (None = 5 for live sources, 0 otherwise),
+    options: min_confidence (0.6), smooth_window (None = 5 for sources whose frames continue each
+    other: cameras, synthetic:// with hold > 1; 0 otherwise),
     detector (callable like preprocess.digits_from_frame), roi (x, y, w, h), max_digits (32),
     backend_options (dict for the backend class, e.g. intra_op_threads), stop_event
     (threading.Event), on_result (callback per FrameResult in the output thread),

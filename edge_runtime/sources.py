@@ -144,6 +144,7 @@ class Source(object):
     """read() -> (ok, frame, name); ok False = end of stream (or a failure, see ``error``)."""
 
     is_live = False
+    temporal = None  # frames continue each other (smoothing helps); None = same as is_live
     uri = ""
     error = None  # set when the stream ended because of a failure
 
@@ -277,6 +278,9 @@ class SyntheticSource(Source):
         except ValueError as exc:
             raise UserError("source %s: %s" % (uri, exc))
         self.camera = synthetic.SyntheticCamera(**kwargs)
+        # a new scene every frame unless ?hold=N: then smoothing across frames would mix digits
+        self.temporal = int(getattr(self.camera, "hold", 1)) > 1
+        self.fps = float(getattr(self.camera, "fps", 0) or 0)
         self._index = 0
 
     def read(self):

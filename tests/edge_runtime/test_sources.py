@@ -279,3 +279,10 @@ def test_close_stops_the_grab_thread():
     src.close()
     time.sleep(0.05)
     assert threading.active_count() <= before
+
+
+def test_synthetic_smoothing_only_when_scenes_are_held():
+    pytest.importorskip("edge_runtime.synthetic")
+    assert sources.open_source("synthetic://?width=128&height=128").temporal is False
+    held = sources.open_source("synthetic://?width=128&height=128&hold=10&fps=15")
+    assert held.temporal is True and held.fps == 15.0
