@@ -139,10 +139,11 @@ def recording_logger(trt):
     the process; one instance also avoids TensorRT's "different logger" warnings.
     """
     with _LOGGERS_LOCK:
-        key = id(trt)
-        if key not in _LOGGERS:
-            _LOGGERS[key] = _make_recording_logger(trt)
-        return _LOGGERS[key]
+        module, logger = _LOGGERS.get(id(trt), (None, None))
+        if module is not trt:  # keeps the module alive too, so its id is not reused
+            logger = _make_recording_logger(trt)
+            _LOGGERS[id(trt)] = (trt, logger)
+        return logger
 
 
 def _make_recording_logger(trt):
