@@ -268,3 +268,16 @@ def test_build_for_bundle_imports_tensorrt_itself(tiny_bundle, fake_device):
     path, sidecar = efo.build_for_bundle(tiny_bundle, say=lambda s: None)
     assert sidecar["tensorrt"] == "8.2.1.8" and sidecar["gpu"]["name"] == NANO["name"]
     assert ec.find_engine(tiny_bundle, ec.sidecar_facts(sidecar)) == path
+
+
+def test_help_shows_defaults_and_examples(capsys):
+    for command, expected in [("build-engine", ["default: 1,8,64", "(default: 256)", "(default: fp16)",
+                                                "python3 -m edge_runtime build-engine --model artifacts/cnn"]),
+                              ("verify-jetson", ["(default: 99.95)", "(default: 0.1)", "(default: tensorrt)",
+                                                 "Exit status: 0 all targets met, 1 a target"])]:
+        with pytest.raises(SystemExit) as info:
+            main([command, "--help"])
+        assert info.value.code == 0
+        out = " ".join(capsys.readouterr().out.split())
+        for text in expected:
+            assert text in out, (command, text)
