@@ -43,7 +43,7 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 
 EPILOG = """examples:
-  python -m train --list
+  python -m train --list                                   # the zoo, with each model's training defaults
   python -m train --model mlp cnn --out artifacts          # what `make train` runs
   python -m train --model cnn --epochs 3 --force           # retrain even if up to date
   python -m train --model cnn3_bn --seed 7 --lr 0.002 --batch-size 256
@@ -115,8 +115,8 @@ def add_arguments(parser):
     parser.add_argument("--patience", type=non_negative_int, default=None,
                         help="early stopping: epochs without validation improvement (0: never stop early)")
     parser.add_argument("--augment", dest="augment", action="store_true", default=None,
-                        help="augment training digits (shift, rotate, scale, shear, stroke width)")
-    parser.add_argument("--no-augment", dest="augment", action="store_false", help="no augmentation")
+                        help="augment training digits: shift, rotate, scale, shear, stroke width (default: per model)")
+    parser.add_argument("--no-augment", dest="augment", action="store_false", default=None, help="no augmentation")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (weights, order, augmentation)")
     parser.add_argument("--limit", type=non_negative_int, default=0,
                         help="train on the first N digits only (0: all 50000; for quick trials)")
@@ -133,7 +133,8 @@ def build_parser():
     )
     add_arguments(parser)
     for action in parser._actions:  # show defaults in --help
-        if action.default not in (None, argparse.SUPPRESS, False) and action.help and "%(default)" not in action.help:
+        shown = action.default is not None and action.default is not False and action.default != argparse.SUPPRESS
+        if shown and action.help and "%(default)" not in action.help:
             action.help += " (default: %(default)s)"
     return parser
 
@@ -396,11 +397,15 @@ def summary_table(results):
 
 
 def list_zoo():
-    lines = ["%-9s %10s %12s  %s" % ("model", "params", "FLOPs/img", "description")]
+    row = "%-9s %10s %12s  %-40s %s"
+    lines = [row % ("model", "params", "FLOPs/img", "defaults", "description")]
     for entry in zoo.ZOO:
         size = zoo.describe(entry.build())
-        lines.append("%-9s %10s %12s  %s" % (
-            entry.name, "{:,}".format(size["params"]), "{:,}".format(size["flops_per_image"]), entry.description))
+        d = entry.defaults
+        defaults = "%d ep, batch %d, lr %g x%g/ep%s" % (
+            d.epochs, d.batch_size, d.lr, d.lr_decay, ", aug" if d.augment else "")
+        lines.append(row % (entry.name, "{:,}".format(size["params"]), "{:,}".format(size["flops_per_image"]),
+                            defaults, entry.description))
     return "\n".join(lines)
 
 
