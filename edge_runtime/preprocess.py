@@ -60,6 +60,8 @@ CROP_TOP = 0.85  # and ink above this fraction is full white
 MERGE_GAP = 0.08  # pieces closer than this fraction of the bigger piece's height may be one digit
 MERGED_MAX_WIDTH_OVER_HEIGHT = 1.2
 FRAGMENT_HEIGHT = 0.35  # a piece this much shorter than its neighbour may be a broken-off fragment
+MAX_INK_COVERAGE = 0.25  # more of the frame than this looks like ink: noise or texture, not paper
+DARK_REGION = 0.5  # paper under a digit darker than this fraction of the paper around it: a dark object
 BORDER_PX = 2  # at the working size: components this close to the edge are cut by it
 
 
@@ -169,9 +171,12 @@ def _as_uint8_image(frame):
     if frame.dtype != np.uint8:
         if frame.dtype == np.uint16:
             frame = (frame >> 8).astype(np.uint8)
-        elif frame.dtype.kind == "f" and float(np.nanmax(frame)) <= 1.0:
-            frame = np.clip(np.nan_to_num(frame) * 255.0, 0, 255).astype(np.uint8)
-        elif frame.dtype.kind in "uif":
+        elif frame.dtype.kind == "f":
+            frame = np.nan_to_num(frame.astype(np.float32))
+            if frame.size and float(frame.max()) <= 1.0:
+                frame = frame * 255.0
+            frame = np.clip(frame, 0, 255).astype(np.uint8)
+        elif frame.dtype.kind in "ui":
             frame = np.clip(np.nan_to_num(frame.astype(np.float32)), 0, 255).astype(np.uint8)
         else:
             return None
@@ -404,13 +409,30 @@ def _work_from_frame(image, polarity):
     return work, {"ink": ink, "mask": mask, "threshold": threshold, "dark": dark}
 
 
+def _inside_dark_region(paper, box):
+    """True when the 'paper' under the box is much darker than around it: a solid dark object."""
+    x, y, w, h = box
+    ph, pw = paper.shape
+    cx, cy = x + w // 2, y + h // 2
+    pad_x, pad_y = max(2, w // 4), max(2, h // 4)
+    around = max(
+        paper[max(0, y - pad_y), cx],
+        paper[min(ph - 1, y + h + pad_y), cx],
+        paper[cy, max(0, x - pad_x)],
+        paper[cy, min(pw - 1, x + w + pad_x)],
+    )
+    return float(paper[cy, cx]) < DARK_REGION * float(around)
+
+
 def _candidates(work, min_h, max_pieces=400):
     """Digit-shaped groups of contours at the working size: [(box, contours, ink pixels)]."""
+    work_h, work_w = work.mask.shape
+    if cv2.countNonZero(work.mask) > MAX_INK_COVERAGE * work_h * work_w:
+        return []  # noise or texture, not handwriting on paper
     found = cv2.findContours(work.mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     contours = found[-2]  # OpenCV 3 returns 3 values, OpenCV 4 two
     if not contours:
         return []
-    work_h, work_w = work.mask.shape
     speck = max(2, int(0.12 * min_h))
     pieces, piece_contours = [], []
     for contour in contours:
@@ -433,6 +455,8 @@ def _candidates(work, min_h, max_pieces=400):
             continue
         if x < BORDER_PX or y < BORDER_PX or x + w > work_w - BORDER_PX or y + h > work_h - BORDER_PX:
             continue  # paper edges, shadows and digits cut by the frame
+        if _inside_dark_region(work.paper, box):
+            continue  # the outline of a dark object (a phone, a shadowed hole), not handwriting
         ink_pixels = cv2.countNonZero(work.mask[y : y + h, x : x + w])
         if ink_pixels > MAX_FILL * w * h and w > 0.4 * h:
             continue  # a solid dark region, not a pen stroke

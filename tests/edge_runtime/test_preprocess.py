@@ -1,0 +1,278 @@
+"""Digit normalisation and detection on crafted frames (numbers, not pictures)."""
+
+import timeit
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime import preprocess as pp
+from edge_runtime.manifest import DEFAULT_PREPROCESS
+from edge_runtime.scenes import iou
+from edge_runtime.synthetic import SAMPLE_FILE
+
+PRE = dict(DEFAULT_PREPROCESS)
+
+
+@pytest.fixture(scope="module")
+def mnist_sample():
+    with np.load(SAMPLE_FILE) as data:
+        return data["images"][:400], data["labels"][:400]
+
+
+def paint_digits(digits, boxes, size=(480, 640), paper=235, ink=(25, 25, 25), background=None):
+    """Draw MNIST digits (white-on-black uint8 28x28) as dark ink with their ink box at (x, y), h px tall.
+
+    The width follows the digit's own aspect ratio (the w of each box is ignored); returns the true boxes.
+    """
+    h, w = size
+    frame = np.empty((h, w, 3), np.float32)
+    frame[:] = paper if background is None else background
+    truth = []
+    for digit, (x, y, _, bh) in zip(digits, boxes):
+        rows = np.flatnonzero(digit.max(axis=1) > 0)
+        cols = np.flatnonzero(digit.max(axis=0) > 0)
+        ink_img = digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        bw = max(2, int(round(bh * ink_img.shape[1] / float(ink_img.shape[0]))))
+        alpha = cv2.resize(ink_img, (bw, bh), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255.0
+        alpha = np.clip((alpha - 0.25) / 0.4, 0, 1)[:, :, None]
+        region = frame[y : y + bh, x : x + bw]
+        region[:] = region * (1 - alpha) + np.float32(ink) * alpha
+        truth.append((x, y, bw, bh))
+    return np.clip(frame, 0, 255).astype(np.uint8), truth
+
+
+def best_iou(box, boxes):
+    return max([iou(box, b) for b in boxes] or [0.0])
+
+
+# --------------------------------------------------------------------------
+# normalize_digit
+# --------------------------------------------------------------------------
+
+
+def centre_of_mass(image):
+    m = cv2.moments(np.asarray(image, np.float32))
+    return m["m10"] / m["m00"], m["m01"] / m["m00"]
+
+
+def ink_box(image, level=0.0):
+    rows = np.flatnonzero((image > level).any(axis=1))
+    cols = np.flatnonzero((image > level).any(axis=0))
+    return cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1
+
+
+def test_normalize_digit_fits_tall_bar_in_box_keeping_aspect_ratio():
+    crop = np.zeros((90, 40), np.uint8)
+    cv2.rectangle(crop, (10, 5), (24, 84), 255, -1)  # 15 x 80 ink
+    out = pp.normalize_digit(crop, PRE)
+    assert out.shape == (28, 28) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0 and out.max() > 0.99
+    w, h = ink_box(out)
+    assert h == 20
+    assert 3 <= w <= 5  # 15/80 * 20 = 3.75
+    cx, cy = centre_of_mass(out)
+    assert abs(cx - 14) <= 0.75 and abs(cy - 14) <= 0.75
+
+
+def test_normalize_digit_wide_shape_and_centre_of_mass_not_box_centre():
+    crop = np.zeros((30, 100), np.uint8)
+    cv2.rectangle(crop, (0, 0), (99, 29), 60, -1)
+    cv2.rectangle(crop, (0, 0), (19, 29), 255, -1)  # heavy left end: mass is off the box centre
+    out = pp.normalize_digit(crop, PRE)
+    w, h = ink_box(out)
+    assert w == 20 and h == 6
+    cx, cy = centre_of_mass(out)
+    assert abs(cx - 14) <= 0.75 and abs(cy - 14) <= 0.75
+    assert out[:, :14].sum() > 0  # the digit was shifted, not clipped away
+
+
+def test_normalize_digit_mnist_round_trip_is_identity(mnist_sample):
+    images, _ = mnist_sample
+    worst = 0.0
+    for image in images[:200]:
+        out = pp.normalize_digit(image, PRE)
+        worst = max(worst, float(np.abs(out - image / 255.0).max()))
+    assert worst < 1e-3
+
+
+def test_normalize_digit_follows_the_manifest_not_constants():
+    crop = np.zeros((50, 50), np.uint8)
+    cv2.circle(crop, (25, 25), 20, 255, 4)
+    pre = dict(PRE, size=32, box=24, scale=1.0)
+    out = pp.normalize_digit(crop, pre)
+    assert out.shape == (32, 32)
+    assert ink_box(out) == (24, 24)
+    assert out.max() == pytest.approx(255.0, abs=1.0)  # scale 1.0: raw 0..255
+    cx, cy = centre_of_mass(out)
+    assert abs(cx - 16) <= 0.75 and abs(cy - 16) <= 0.75
+    inverted = pp.normalize_digit(crop, dict(PRE, foreground="black-on-white"))
+    assert inverted[0, 0] == pytest.approx(1.0) and inverted.min() < 0.01
+
+
+def test_normalize_digit_empty_and_odd_inputs():
+    assert not pp.normalize_digit(np.zeros((10, 10), np.uint8), PRE).any()
+    assert pp.normalize_digit(np.zeros((0, 0), np.uint8), PRE).shape == (28, 28)
+    one_pixel = np.zeros((5, 5), np.uint8)
+    one_pixel[2, 2] = 255
+    out = pp.normalize_digit(one_pixel, PRE)
+    assert out.max() == pytest.approx(1.0) and ink_box(out)[1] == 20
+
+
+# --------------------------------------------------------------------------
+# digits_from_frame
+# --------------------------------------------------------------------------
+
+BOXES = [
+    (40, 60, 50, 80),
+    (200, 40, 30, 100),
+    (330, 70, 70, 90),
+    (480, 60, 40, 50),
+    (90, 270, 60, 110),
+    (300, 300, 45, 60),
+]
+
+
+def test_detects_known_boxes_and_returns_a_model_batch(mnist_sample):
+    images, labels = mnist_sample
+    picks = [int(np.flatnonzero(labels == d)[0]) for d in (2, 1, 0, 7, 4, 9)]
+    frame, truth = paint_digits(images[picks], BOXES)
+    found = pp.digits_from_frame(frame, PRE)
+    assert len(found.boxes) == len(truth)
+    assert min(best_iou(t, found.boxes) for t in truth) >= 0.7
+    assert found.batch.shape == (len(truth), 28, 28, 1) and found.batch.dtype == np.float32
+    assert found.batch.max() <= 1.0 and found.batch.min() >= 0.0
+    # Each crop is an MNIST-like image: ink fitted to the 20 px box, centred by mass.
+    for image in found.batch[:, :, :, 0]:
+        assert max(ink_box(image, 0.1)) in (19, 20)
+        cx, cy = centre_of_mass(image)
+        assert abs(cx - 14) < 1.0 and abs(cy - 14) < 1.0
+    # Crops look like the digits that were drawn (correlation with the source MNIST image).
+    for (x, y, w, h), image in zip(found.boxes, found.batch[:, :, :, 0]):
+        k = int(np.argmax([iou((x, y, w, h), t) for t in truth]))
+        source = images[picks[k]].astype(np.float32)
+        assert np.corrcoef(source.ravel(), image.ravel())[0, 1] > 0.75
+
+
+def test_nchw_layout_and_max_digits(mnist_sample):
+    images, _ = mnist_sample
+    frame, _ = paint_digits(images[:6], BOXES)
+    found = pp.digits_from_frame(frame, PRE, layout="NCHW", max_digits=3)
+    assert found.batch.shape == (3, 1, 28, 28)
+    assert len(found.boxes) == 3
+
+
+def test_roi_limits_the_search_and_boxes_stay_in_frame_coordinates(mnist_sample):
+    images, _ = mnist_sample
+    frame, truth = paint_digits(images[:6], BOXES)
+    found = pp.digits_from_frame(frame, PRE, roi=(180, 20, 250, 160))
+    assert len(found.boxes) == 2  # the 2nd and 3rd digits only
+    assert min(best_iou(t, found.boxes) for t in truth[1:3]) >= 0.7
+
+
+def test_coloured_ink_light_on_dark_and_gray_and_bgra(mnist_sample):
+    images, _ = mnist_sample
+    for ink in ((150, 60, 20), (40, 40, 190)):  # blue pen, red pen (BGR)
+        frame, truth = paint_digits(images[:6], BOXES, ink=ink)
+        found = pp.digits_from_frame(frame, PRE)
+        assert len(found.boxes) == 6 and min(best_iou(t, found.boxes) for t in truth) >= 0.7
+    frame, truth = paint_digits(images[:6], BOXES, paper=30, ink=(230, 230, 230))  # chalk on a board
+    found = pp.digits_from_frame(frame, PRE)
+    assert len(found.boxes) == 6 and min(best_iou(t, found.boxes) for t in truth) >= 0.7
+    frame, truth = paint_digits(images[:6], BOXES)
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    bgra = cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA)
+    for variant in (gray, bgra, gray[:, :, None]):
+        found = pp.digits_from_frame(variant, PRE)
+        assert len(found.boxes) == 6 and min(best_iou(t, found.boxes) for t in truth) >= 0.7
+
+
+def test_uneven_light_shadow_blur_and_jpeg(mnist_sample):
+    images, _ = mnist_sample
+    frame, truth = paint_digits(images[:6], BOXES)
+    ys, xs = np.mgrid[0:480, 0:640].astype(np.float32)
+    light = 0.45 + 0.55 * (xs / 640.0)  # dark on the left
+    shadow = np.ones((480, 640), np.float32)
+    cv2.circle(shadow, (420, 320), 150, 0.6, -1)
+    shadow = cv2.GaussianBlur(shadow, (0, 0), 25)
+    frame = frame.astype(np.float32) * (light * shadow)[:, :, None]
+    frame = cv2.GaussianBlur(frame, (0, 0), 1.2) + np.random.RandomState(0).normal(0, 4, frame.shape)
+    frame = np.clip(frame, 0, 255).astype(np.uint8)
+    frame = cv2.imdecode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 45])[1], cv2.IMREAD_COLOR)
+    found = pp.digits_from_frame(frame, PRE)
+    assert len(found.boxes) == 6
+    assert min(best_iou(t, found.boxes) for t in truth) >= 0.6
+
+
+def test_a_digit_with_a_gap_in_its_stroke_is_one_detection():
+    frame = np.full((240, 320, 3), 240, np.uint8)
+    # A "7": the bar and the stem do not touch (3 px gap), and a "5" whose top bar floats above its body.
+    cv2.line(frame, (60, 60), (110, 60), (20, 20, 20), 5)
+    cv2.line(frame, (108, 68), (80, 150), (20, 20, 20), 5)
+    cv2.line(frame, (200, 60), (245, 60), (20, 20, 20), 5)
+    cv2.line(frame, (200, 70), (198, 100), (20, 20, 20), 5)
+    cv2.ellipse(frame, (215, 122), (25, 24), 0, -150, 150, (20, 20, 20), 5)
+    found = pp.digits_from_frame(frame, PRE)
+    assert len(found.boxes) == 2
+    assert best_iou((58, 58, 55, 95), found.boxes) >= 0.7
+    assert best_iou((196, 58, 52, 92), found.boxes) >= 0.7
+
+
+def test_ruled_lines_specks_and_blobs_are_rejected_digits_on_lines_kept(mnist_sample):
+    images, _ = mnist_sample
+    rng = np.random.RandomState(1)
+    frame = np.full((480, 640, 3), 238, np.uint8)
+    for y in range(30, 480, 32):  # notebook rulings, one slightly slanted, and a red margin line
+        cv2.line(frame, (0, y), (639, y + (3 if y == 222 else 0)), (220, 185, 160), 2)  # light blue
+    cv2.line(frame, (70, 0), (72, 479), (140, 140, 230), 2)
+    for _ in range(40):  # pen specks
+        x, y = rng.randint(100, 620), rng.randint(10, 470)
+        cv2.circle(frame, (int(x), int(y)), int(rng.randint(1, 3)), (30, 30, 30), -1)
+    cv2.rectangle(frame, (500, 300), (600, 420), (40, 40, 40), -1)  # a solid dark blob
+    cv2.line(frame, (120, 440), (420, 446), (30, 30, 30), 4)  # a long pen line
+    assert pp.digits_from_frame(frame, PRE).boxes == []
+    # Digits written across the rulings are still found, one box each.
+    boxes = [(120, 60, 50, 80), (260, 150, 40, 70), (380, 60, 60, 90)]
+    painted, truth = paint_digits(images[:3], boxes, background=frame.astype(np.float32))
+    found = pp.digits_from_frame(painted, PRE)
+    assert len(found.boxes) == 3 and min(best_iou(t, found.boxes) for t in truth) >= 0.7
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        None,
+        np.zeros((0, 0, 3), np.uint8),
+        np.zeros((3, 3, 3), np.uint8),
+        np.zeros((480, 640, 3), np.uint8),
+        np.full((480, 640, 3), 255, np.uint8),
+        np.random.RandomState(0).randint(0, 256, (480, 640, 3)).astype(np.uint8),
+        np.random.RandomState(1).randint(0, 256, (480, 640)).astype(np.uint8),
+        np.zeros((480, 640, 5), np.uint8),
+        np.zeros((480, 640, 3), np.float32),
+        np.full((480, 640), np.nan, np.float32),
+    ],
+    ids=["none", "empty", "tiny", "black", "white", "noise", "gray-noise", "5-channels", "float", "nan"],
+)
+def test_degenerate_frames_give_an_empty_batch(frame):
+    found = pp.digits_from_frame(frame, PRE)
+    assert found.batch.shape[1:] == (28, 28, 1)
+    assert len(found.boxes) == found.batch.shape[0]
+    assert len(found.boxes) <= 3  # noise may look like a digit or two, never a crash or a flood
+
+
+def test_huge_frame_and_roi_outside_frame(mnist_sample):
+    images, _ = mnist_sample
+    frame, truth = paint_digits(images[:6], [(x * 5, y * 5, w * 5, h * 5) for x, y, w, h in BOXES], size=(2400, 3200))
+    found = pp.digits_from_frame(frame, PRE)
+    assert len(found.boxes) == 6 and min(best_iou(t, found.boxes) for t in truth) >= 0.7
+    assert pp.digits_from_frame(frame, PRE, roi=(5000, 5000, 10, 10)).boxes == []
+
+
+def test_detection_is_fast_enough_for_400_fps(mnist_sample):
+    images, _ = mnist_sample
+    frame, _ = paint_digits(images[:6], BOXES)
+    runs = timeit.repeat(lambda: pp.digits_from_frame(frame, PRE), number=20, repeat=5)
+    median_ms = sorted(runs)[len(runs) // 2] / 20 * 1000
+    # ~1 ms on an idle 2-core box; the bound is loose because CI machines are shared.
+    assert median_ms < 15.0
