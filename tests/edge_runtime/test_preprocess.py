@@ -29,7 +29,7 @@ def paint_digits(digits, boxes, size=(480, 640), paper=235, ink=(25, 25, 25), ba
     frame = np.empty((h, w, 3), np.float32)
     frame[:] = paper if background is None else background
     truth = []
-    for digit, (x, y, _, bh) in zip(digits, boxes):
+    for digit, (x, y, _, bh) in zip(digits, boxes, strict=True):
         rows = np.flatnonzero(digit.max(axis=1) > 0)
         cols = np.flatnonzero(digit.max(axis=0) > 0)
         ink_img = digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
@@ -148,7 +148,7 @@ def test_detects_known_boxes_and_returns_a_model_batch(mnist_sample):
         cx, cy = centre_of_mass(image)
         assert abs(cx - 14) < 1.0 and abs(cy - 14) < 1.0
     # Crops look like the digits that were drawn (correlation with the source MNIST image).
-    for (x, y, w, h), image in zip(found.boxes, found.batch[:, :, :, 0]):
+    for (x, y, w, h), image in zip(found.boxes, found.batch[:, :, :, 0], strict=True):
         k = int(np.argmax([iou((x, y, w, h), t) for t in truth]))
         source = images[picks[k]].astype(np.float32)
         assert np.corrcoef(source.ravel(), image.ravel())[0, 1] > 0.75
