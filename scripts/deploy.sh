@@ -37,6 +37,8 @@ options (defaults in brackets):
   --keep N               releases kept on the device, current included [3]
   --connect-timeout S    SSH connect timeout in seconds [10]
   --local-python PY      python3 used on this machine for checksums [$DEPLOY_LOCAL_PYTHON or python3]
+  --stage-only DIR       only verify the bundle and write the release tree (with SHA256SUMS) into the
+                         new folder DIR, then stop; no --host needed (ansible/deploy.yml uses this)
   -h, --help             this help
 
 examples:
@@ -67,6 +69,7 @@ MIN_FREE_MB=300
 KEEP=3
 CONNECT_TIMEOUT=10
 LOCAL_PYTHON="${DEPLOY_LOCAL_PYTHON:-python3}"
+STAGE_ONLY=""
 
 STEP="options"
 
@@ -106,11 +109,12 @@ while [[ $# -gt 0 ]]; do
     --keep) need_value "$@"; KEEP="$2"; shift 2 ;;
     --connect-timeout) need_value "$@"; CONNECT_TIMEOUT="$2"; shift 2 ;;
     --local-python) need_value "$@"; LOCAL_PYTHON="$2"; shift 2 ;;
+    --stage-only) need_value "$@"; STAGE_ONLY="$2"; shift 2 ;;
     *) usage_error "unknown option '$1'" ;;
   esac
 done
 
-[[ -n "$HOST" ]] || usage_error "--host USER@HOST is required (key-based SSH, e.g. nano@192.168.1.50)"
+[[ -n "$HOST" || -n "$STAGE_ONLY" ]] || usage_error "--host USER@HOST is required (key-based SSH, e.g. nano@192.168.1.50)"
 [[ -z "$PORT" || "$PORT" =~ ^[0-9]+$ ]] || usage_error "--port expects a number, got '$PORT'"
 [[ "$MIN_FREE_MB" =~ ^[0-9]+$ ]] || usage_error "--min-free-mb expects a number of MiB, got '$MIN_FREE_MB'"
 [[ "$KEEP" =~ ^[1-9][0-9]*$ ]] || usage_error "--keep expects a number >= 1, got '$KEEP'"
@@ -214,6 +218,11 @@ bundle_list="$("$LOCAL_PYTHON" "$REPO/scripts/remote_verify.py" files "$MODEL_DI
   || die "the local bundle $MODEL_DIR does not match its manifest (see above); nothing was copied"
 mapfile -t BUNDLE_FILES <<<"$bundle_list"
 
+if [[ -n "$STAGE_ONLY" ]]; then
+  [[ ! -e "$STAGE_ONLY" ]] || die "--stage-only $STAGE_ONLY already exists; pass a new folder"
+  mkdir -p "$STAGE_ONLY"
+  STAGE_ONLY="$(cd "$STAGE_ONLY" && pwd)"
+fi
 LOCAL_STAGE="$(mktemp -d)"
 tar -C "$REPO" --exclude=__pycache__ --exclude='*.pyc' -cf - edge_runtime | tar -C "$LOCAL_STAGE" -xf -
 mkdir -p "$LOCAL_STAGE/scripts" "$LOCAL_STAGE/requirements" "$LOCAL_STAGE/artifacts/$MODEL_NAME"
@@ -233,6 +242,11 @@ printf '{"release": "%s", "model": "%s", "commit": "%s", "from": "%s"}\n' \
 "$LOCAL_PYTHON" "$REPO/scripts/remote_verify.py" sums "$LOCAL_STAGE" 2>/dev/null
 STAGE_KB="$(du -sk "$LOCAL_STAGE" | cut -f1)"
 log "bundle $MODEL_NAME verified locally (${#BUNDLE_FILES[@]} files); release $RELEASE_ID is ${STAGE_KB} KiB"
+if [[ -n "$STAGE_ONLY" ]]; then
+  cp -pR "$LOCAL_STAGE/." "$STAGE_ONLY/"
+  log "release tree written to $STAGE_ONLY"
+  exit 0
+fi
 
 # ---------------------------------------------------------------------------
 # 2. connect: log in, resolve the install folder and the python to use
