@@ -146,6 +146,8 @@ def add_recognition_args(parser):
                             "(default: 5 for cameras and synthetic://?hold=N, off for files)")
     group.add_argument("--max-digits", type=positive_int, default=32, metavar="N",
                        help="at most N digits per frame (default: %(default)s)")
+    group.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                       help="digit-detection threads (more use more CPU cores; order is kept) (default: %(default)s)")
     group.add_argument("--max-frames", type=positive_int, default=None, metavar="N",
                        help="stop after N frames (default: until the source ends or Ctrl-C)")
     return group
@@ -263,7 +265,8 @@ def run(args):
                 summary = run_pipeline(
                     source, args.backend, manifest, outputs=outputs, max_frames=args.max_frames,
                     min_confidence=args.min_confidence, smooth_window=args.smooth, roi=args.roi,
-                    max_digits=args.max_digits, backend_options=backend_options(args), stop_event=stop)
+                    max_digits=args.max_digits, backend_options=backend_options(args), stop_event=stop,
+                    workers=args.workers)
     finally:
         source.close()
     sys.stdout.write(summary.format() + "\n")

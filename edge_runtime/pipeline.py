@@ -4,13 +4,14 @@
                            outputs=[JsonlOutput("out.jsonl")], max_frames=300)
     print(summary.format())
 
-* Capture runs in a thread, recognition in another, outputs in the calling thread
-  (OpenCV windows want the main thread). Stages are joined by one-slot channels,
+* Capture runs in a thread, digit detection in ``workers`` threads (1 by default; more
+  use more cores, order is kept), inference in another, outputs in the calling thread
+  (OpenCV windows want the main thread). Stages are joined by small bounded channels,
   so the frame rate is set by the slowest stage.
 * Live sources: newest frame wins (a stage never works on a stale frame).
   Files, folders and in-memory frames: lossless (every frame, in order).
-* The backend is opened, used and closed inside the recognition thread (TensorRT's
-  pycuda context is bound to the thread that made it).
+* The backend is opened, used and closed inside the inference thread (TensorRT's
+  pycuda context is bound to the thread that made it); all digits of a frame are one batch.
 * Per-frame stage times (ms): capture, preprocess, infer (backend + smoothing),
   output, total (capture start to the end of the outputs, queue waits included).
 """
@@ -98,10 +99,53 @@ class FrameChannel(object):
             self._cond.notify_all()
 
 
+class ReorderBuffer(object):
+    """Items from parallel workers, handed out in ``seq`` order (0, 1, 2, ...).
+
+    At most ``capacity`` items wait; the item the consumer needs next is always let in
+    (so a full buffer cannot deadlock the worker holding it).
+    """
+
+    def __init__(self, capacity=1):
+        self.capacity = max(1, int(capacity))
+        self._items = {}
+        self._next = 0
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def put(self, item, stop):
+        with self._cond:
+            while (len(self._items) >= self.capacity and item.seq != self._next
+                   and not stop.is_set() and not self._closed):
+                self._cond.wait(0.05)
+            self._items[item.seq] = item
+            self._cond.notify_all()
+
+    def get(self, timeout=0.1):
+        """The next item in order; None on timeout; raises Closed when closed and drained."""
+        with self._cond:
+            if self._next not in self._items and not self._closed:
+                self._cond.wait(timeout)
+            if self._next in self._items:
+                item = self._items.pop(self._next)
+                self._next += 1
+                self._cond.notify_all()
+                return item
+            if self._closed:
+                raise Closed()
+            return None
+
+    def close(self):
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
 class FrameResult(object):
     """One recognised frame: what outputs receive."""
 
-    __slots__ = ("index", "name", "frame", "boxes", "probs", "detections", "timings", "truth", "t0")
+    __slots__ = ("index", "name", "frame", "boxes", "batch", "probs", "detections", "timings", "truth", "t0",
+                 "seq")
 
     def __init__(self, index, name, frame, t0, capture_ms, truth=None):
         self.index = index
@@ -111,8 +155,10 @@ class FrameResult(object):
         self.timings = {"capture": capture_ms}
         self.truth = truth
         self.boxes = []
+        self.batch = None
         self.probs = None
         self.detections = []
+        self.seq = -1
 
 
 def _label_value(label):
@@ -263,15 +309,22 @@ def score_against_truth(detections, truth):
     return len(pairs), correct
 
 
-class _Recognizer(object):
-    """frame -> boxes -> batch -> backend -> (smoothed) detections. Lives in the recognition thread."""
+def detect_digits(result, detector, manifest, roi, max_digits):
+    """Stage 2 (any worker thread): frame -> boxes + [N, 28, 28, 1] batch, timed as ``preprocess``."""
+    t0 = clock()
+    found = detector(result.frame, manifest["preprocess"], roi=roi, max_digits=max_digits)
+    result.boxes = [tuple(int(v) for v in b) for b in found.boxes]
+    result.batch = found.batch
+    result.timings["preprocess"] = (clock() - t0) * 1e3
+    return result
 
-    def __init__(self, net, manifest, detector, roi, max_digits, min_confidence, smoother):
+
+class _Classifier(object):
+    """Stage 3: batch -> backend -> (smoothed) detections. Lives in the thread that opened the backend."""
+
+    def __init__(self, net, manifest, min_confidence, smoother):
         self.net = net
         self.manifest = manifest
-        self.detector = detector
-        self.roi = roi
-        self.max_digits = max_digits
         self.min_confidence = min_confidence
         self.smoother = smoother
         self.labels = manifest["labels"]
@@ -286,21 +339,17 @@ class _Recognizer(object):
 
     def __call__(self, result):
         t0 = clock()
-        found = self.detector(result.frame, self.manifest["preprocess"], roi=self.roi, max_digits=self.max_digits)
-        boxes = [tuple(int(v) for v in b) for b in found.boxes]
-        t1 = clock()
+        boxes = result.boxes
         if boxes:
-            probs = self.infer(np.asarray(found.batch, dtype=np.float32))
+            probs = self.infer(np.asarray(result.batch, dtype=np.float32))
         else:
             probs = np.zeros((0, len(self.labels)), np.float32)
         if self.smoother is not None:
             probs, _ = self.smoother.update(boxes, probs)
-        t2 = clock()
-        result.boxes = boxes
         result.probs = probs
+        result.batch = None  # not needed downstream
         result.detections = detections_from_probs(boxes, probs, self.labels, self.min_confidence)
-        result.timings["preprocess"] = (t1 - t0) * 1e3
-        result.timings["infer"] = (t2 - t1) * 1e3
+        result.timings["infer"] = (clock() - t0) * 1e3
         return result
 
 
@@ -309,7 +358,8 @@ class Pipeline(object):
 
     def __init__(self, source, backend_name, manifest, outputs=(), max_frames=None,
                  min_confidence=DEFAULT_MIN_CONFIDENCE, smooth_window=None, detector=None, roi=None,
-                 max_digits=32, backend_options=None, stop_event=None, on_result=None, channel_capacity=1):
+                 max_digits=32, backend_options=None, stop_event=None, on_result=None, channel_capacity=1,
+                 workers=1):
         self.source = source
         self.backend_name = backend_name
         self.manifest = manifest
@@ -329,8 +379,13 @@ class Pipeline(object):
         self.stop = stop_event or threading.Event()
         self.on_result = on_result
         live = bool(getattr(source, "is_live", False))
+        self.workers = max(1, int(workers))
         self.to_recognition = FrameChannel(channel_capacity, newest_wins=live)
+        self.to_infer = ReorderBuffer(self.workers)
         self.to_output = FrameChannel(channel_capacity, newest_wins=live)
+        self._dispatch_lock = threading.Lock()
+        self._dispatched = 0
+        self._workers_left = self.workers
         self.backend_ready = threading.Event()
         self.errors = []
         self.summary = Summary()
@@ -374,33 +429,63 @@ class Pipeline(object):
             self.summary.captured = index
             self.to_recognition.close()
 
-    # -- stage 2: recognition ----------------------------------------------
-    def _recognition_loop(self):
+    # -- stage 2: digit detection (``workers`` threads) -----------------------
+    def _next_for_detection(self):
+        with self._dispatch_lock:  # take + number atomically, so the order is kept
+            item = self.to_recognition.get()
+            if item is not None:
+                item.seq = self._dispatched
+                self._dispatched += 1
+            return item
+
+    def _detect_loop(self):
+        try:
+            self.backend_ready.wait()
+            detector = self.detector or default_detector()
+            while not self.stop.is_set():
+                try:
+                    item = self._next_for_detection()
+                except Closed:
+                    break
+                if item is not None:
+                    self.to_infer.put(detect_digits(item, detector, self.manifest, self.roi, self.max_digits),
+                                      self.stop)
+        except Exception as exc:
+            LOG.debug("digit detection failed", exc_info=True)
+            self.errors.append(exc)
+            self.stop.set()
+        finally:
+            with self._dispatch_lock:
+                self._workers_left -= 1
+                if self._workers_left == 0:
+                    self.to_infer.close()
+
+    # -- stage 3: inference (the thread that owns the backend) -------------
+    def _infer_loop(self):
         from .smoothing import TemporalSmoother
 
         net = None
         try:
             try:
+                if self.detector is None:
+                    default_detector()  # fail before opening a camera if preprocess is missing
                 net = open_backend(self.manifest, self.backend_name, **self.backend_options)
                 net.activate()
                 self.summary.backend = net.name
                 self.summary.backend_info = net.describe()
-                detector = self.detector or default_detector()
             finally:
                 self.backend_ready.set()
             smoother = TemporalSmoother(self.smooth_window) if self.smooth_window > 0 else None
-            recognise = _Recognizer(net, self.manifest, detector, self.roi, self.max_digits,
-                                    self.min_confidence, smoother)
+            classify = _Classifier(net, self.manifest, self.min_confidence, smoother)
             while not self.stop.is_set():
                 try:
-                    item = self.to_recognition.get()
+                    item = self.to_infer.get()
                 except Closed:
                     break
-                if item is None:
-                    continue
-                self.to_output.put(recognise(item), self.stop)
+                if item is not None:
+                    self.to_output.put(classify(item), self.stop)
         except Exception as exc:
-            LOG.debug("recognition failed", exc_info=True)
+            LOG.debug("inference failed", exc_info=True)
             self.errors.append(exc)
             self.stop.set()
         finally:
@@ -445,7 +530,9 @@ class Pipeline(object):
 
     def run(self):
         threads = [threading.Thread(target=self._capture_loop, name="capture", daemon=True),
-                   threading.Thread(target=self._recognition_loop, name="recognition", daemon=True)]
+                   threading.Thread(target=self._infer_loop, name="infer", daemon=True)]
+        threads += [threading.Thread(target=self._detect_loop, name="detect-%d" % i, daemon=True)
+                    for i in range(self.workers)]
         for t in threads:
             t.start()
         started = None
@@ -509,7 +596,7 @@ def run_pipeline(source, backend_name, manifest, outputs=(), max_frames=None, **
     detector (callable like preprocess.digits_from_frame), roi (x, y, w, h), max_digits (32),
     backend_options (dict for the backend class, e.g. intra_op_threads), stop_event
     (threading.Event), on_result (callback per FrameResult in the output thread),
-    channel_capacity (1). Backend and setup errors are raised; a source that fails
+    channel_capacity (1), workers (1: digit-detection threads). Backend and setup errors are raised; a source that fails
     mid-run ends the run and is reported in ``summary.error``.
     Outputs are opened and closed by the caller.
     """
