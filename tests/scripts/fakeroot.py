@@ -3,15 +3,25 @@
 import os
 import stat
 
-RELEASE_LINES = {
-    "32.7.1": "# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t210ref, EABI: aarch64, DATE: Sat Feb 19 17:05:08 UTC 2022",
-    "32.7.4": "# R32 (release), REVISION: 7.4, GCID: 33514132, BOARD: t210ref, EABI: aarch64, DATE: Fri Jun  9 04:25:08 UTC 2023",
-    "32.6.1": "# R32 (release), REVISION: 6.1, GCID: 27863751, BOARD: t210ref, EABI: aarch64, DATE: Mon Jul 26 19:20:30 UTC 2021",
-    "32.5.1": "# R32 (release), REVISION: 5.1, GCID: 27362550, BOARD: t210ref, EABI: aarch64, DATE: Wed May 19 18:16:00 UTC 2021",
-    "35.4.1": "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: Tue Aug  1 19:57:35 UTC 2023",
-    "36.4.0": "# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, DATE: Fri Sep 13 04:36:44 UTC 2024",
-    "38.2.0": "# R38 (release), REVISION: 2.0, GCID: 41844464, BOARD: generic, EABI: aarch64, DATE: Fri Aug 22 00:55:42 UTC 2025",
+# release -> (GCID, BOARD) as in the first line of a real /etc/nv_tegra_release
+RELEASES = {
+    "32.7.1": ("29818004", "t210ref"),
+    "32.7.4": ("33514132", "t210ref"),
+    "32.6.1": ("27863751", "t210ref"),
+    "32.5.1": ("27362550", "t210ref"),
+    "35.4.1": ("33958178", "t186ref"),
+    "36.4.0": ("37537400", "generic"),
+    "38.2.0": ("41844464", "generic"),
 }
+
+
+def release_line(release):
+    if release not in RELEASES:
+        return release  # a malformed line, for parser tests
+    major, minor, patch = release.split(".")
+    gcid, board = RELEASES[release]
+    template = "# R%s (release), REVISION: %s.%s, GCID: %s, BOARD: %s, EABI: aarch64, DATE: Sat Feb 19 17:05:08 UTC 2022"
+    return template % (major, minor, patch, gcid, board)
 
 
 def write(path, text, mode=None):
@@ -28,8 +38,7 @@ def make_root(folder, release="32.7.1", installed=("python3-pip",), swap_kb=0, n
     """A minimal L4T root: etc/nv_tegra_release, dpkg status, /proc/meminfo, CUDA, /dev/video*."""
     folder = str(folder)
     if release is not None:
-        line = RELEASE_LINES.get(release, release)
-        write(os.path.join(folder, "etc", "nv_tegra_release"), line + "\n")
+        write(os.path.join(folder, "etc", "nv_tegra_release"), release_line(release) + "\n")
     status = "".join("Package: %s\nStatus: install ok installed\n\n" % p for p in installed)
     status += "Package: python3-venv\nStatus: deinstall ok config-files\n\n" if "python3-venv" not in installed else ""
     write(os.path.join(folder, "var", "lib", "dpkg", "status"), status)
