@@ -20,7 +20,7 @@ def release_line(release):
         return release  # a malformed line, for parser tests
     major, minor, patch = release.split(".")
     gcid, board = RELEASES[release]
-    template = "# R%s (release), REVISION: %s.%s, GCID: %s, BOARD: %s, EABI: aarch64, DATE: Sat Feb 19 17:05:08 UTC 2022"
+    template = "# R%s (release), REVISION: %s.%s, GCID: %s, BOARD: %s, EABI: aarch64, DATE: Sat Feb 19 2022"
     return template % (major, minor, patch, gcid, board)
 
 
