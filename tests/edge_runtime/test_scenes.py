@@ -1,0 +1,236 @@
+"""Scene evaluation: IoU matching, scoring, scene folders, and accuracy targets on recorded scenes."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from edge_runtime import scenes as sc
+from edge_runtime.preprocess import digits_from_frame
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCENES = os.path.join(ROOT, "tests", "data", "scenes")
+BUNDLE_CANDIDATES = [os.path.join(ROOT, "tests", "fixtures", "bundles", "cnn"), os.path.join(ROOT, "artifacts", "cnn")]
+# Targets (IoU >= 0.3 match, right digit): clean paper and camera-like frames.
+TARGET_CLEAN, TARGET_CAMERA = 0.995, 0.985
+
+
+def box(x, y, w, h, digit):
+    return {"bbox": [x, y, w, h], "digit": digit}
+
+
+# --------------------------------------------------------------------------
+# Matching and scoring
+# --------------------------------------------------------------------------
+
+
+def test_iou_numbers():
+    assert sc.iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert sc.iou((0, 0, 10, 10), (10, 0, 10, 10)) == 0.0
+    assert sc.iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150.0)
+    assert sc.iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
+
+
+def test_match_detections_hand_made_cases():
+    truth = [box(0, 0, 10, 10, 1), box(100, 0, 10, 10, 2), box(200, 0, 10, 10, 3)]
+    detections = [
+        box(1, 1, 10, 10, 1),  # right place, right digit
+        box(100, 0, 10, 10, 7),  # right place, wrong digit
+        box(100, 2, 10, 10, 2),  # a duplicate of the 2nd: only one detection may match it
+        box(300, 0, 10, 10, 4),  # nothing there
+    ]
+    m = sc.match_detections(detections, truth)
+    assert [(i, j) for i, j, _ in m.pairs] == [(0, 0), (1, 1)]
+    assert m.correct == 1
+    assert m.unmatched_detections == [2, 3]
+    assert m.unmatched_truth == [2]
+
+
+def test_match_prefers_the_right_digit_among_equal_overlaps_and_respects_the_threshold():
+    truth = [box(0, 0, 10, 10, 5)]
+    m = sc.match_detections([box(0, 0, 10, 10, 3), box(0, 0, 10, 10, 5)], truth)
+    assert m.correct == 1 and m.pairs[0][0] == 1
+    # IoU 0.31 matches at 0.3, IoU 0.29 does not.
+    just_in = box(0, 0, 10, 31, 5)  # 100 / 310
+    just_out = box(0, 0, 10, 35, 5)  # 100 / 350
+    assert len(sc.match_detections([just_in], truth).pairs) == 1
+    assert len(sc.match_detections([just_out], truth).pairs) == 0
+    assert len(sc.match_detections([just_out], truth, iou=0.25).pairs) == 1
+    # One big detection over two digits counts once.
+    m = sc.match_detections([box(0, 0, 20, 10, 1)], [box(0, 0, 10, 10, 1), box(10, 0, 10, 10, 1)], iou=0.3)
+    assert len(m.pairs) == 1 and len(m.unmatched_truth) == 1
+    # Tuples work as detections too.
+    assert sc.match_detections([((0, 0, 10, 10), 5)], truth).correct == 1
+
+
+def test_evaluate_scores_and_per_effect_numbers():
+    frames = {
+        "a": ([box(0, 0, 10, 10, 1), box(50, 0, 10, 10, 2)], "clean"),
+        "b": ([box(0, 0, 10, 10, 3)], "camera"),
+        "c": ([], "camera"),
+    }
+    answers = {
+        "a": [box(0, 0, 10, 10, 1), box(50, 0, 10, 10, 9)],  # one right, one misread
+        "b": [box(0, 0, 10, 10, 3), box(80, 80, 10, 10, 4)],  # right + a false positive
+        "c": [],
+    }
+    scenes = [
+        sc.Scene(name=k, truth=t, effect=e, frame=np.full((1, 1), ord(k), np.uint8)) for k, (t, e) in frames.items()
+    ]
+
+    def recogniser(frame):
+        return answers[chr(int(frame[0, 0]))]
+
+    result = sc.evaluate(recogniser, scenes)
+    assert result["frames"] == 3 and result["true_digits"] == 3 and result["detections"] == 4
+    assert result["matched"] == 3 and result["correct"] == 2 and result["false_positives"] == 1
+    assert result["recall"] == 1.0
+    assert result["precision"] == pytest.approx(0.75)
+    assert result["accuracy"] == pytest.approx(2 / 3.0)
+    assert result["per_effect"]["clean"]["accuracy"] == pytest.approx(0.5)
+    assert result["per_effect"]["camera"]["accuracy"] == 1.0
+    assert result["per_effect"]["camera"]["false_positives"] == 1
+    assert [f["scene"] for f in result["failures"]] == ["a", "b"]
+    # (frame, truth) pairs are accepted as scenes
+    pairs = [(np.full((1, 1), ord("b"), np.uint8), frames["b"][0])]
+    assert sc.evaluate(recogniser, pairs)["precision"] == 0.5
+
+
+# --------------------------------------------------------------------------
+# Scene folders
+# --------------------------------------------------------------------------
+
+
+def write_png(path, value=200):
+    import cv2
+
+    assert cv2.imwrite(str(path), np.full((32, 48, 3), value, np.uint8))
+
+
+def test_load_scenes_both_truth_formats_and_effects(tmp_path):
+    plain = tmp_path / "scenes" / "office"
+    plain.mkdir(parents=True)
+    write_png(plain / "x.png")
+    (plain / "truth.json").write_text(json.dumps({"x.png": [box(1, 2, 3, 4, 7)]}))
+    full = tmp_path / "scenes" / "night"
+    full.mkdir()
+    write_png(full / "a.png")
+    write_png(full / "b.png")
+    (full / "truth.json").write_text(
+        json.dumps(
+            {
+                "format": "digit-scenes/1",
+                "effect": "dim",
+                "images": {"b.png": {"effect": "blur", "digits": [box(0, 0, 5, 5, 1)]}, "a.png": {"digits": []}},
+            }
+        )
+    )
+    loaded = sc.load_scenes(str(tmp_path / "scenes"))
+    assert [s.name for s in loaded] == ["night/a.png", "night/b.png", "office/x.png"]
+    assert [s.effect for s in loaded] == ["dim", "blur", "office"]
+    assert loaded[2].truth == [box(1, 2, 3, 4, 7)]
+    assert sc.load_frame(loaded[0]).shape == (32, 48, 3)
+    assert len(sc.load_scenes(str(plain))) == 1
+
+
+def test_load_scenes_errors_say_what_is_wrong(tmp_path):
+    with pytest.raises(ValueError, match="not a folder"):
+        sc.load_scenes(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="no subfolder with a truth.json"):
+        sc.load_scenes(str(tmp_path))
+    (tmp_path / "truth.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        sc.load_scenes(str(tmp_path))
+    (tmp_path / "truth.json").write_text(json.dumps({"gone.jpg": [box(0, 0, 1, 1, 1)]}))
+    with pytest.raises(ValueError, match="gone.jpg, which does not exist"):
+        sc.load_scenes(str(tmp_path))
+    write_png(tmp_path / "gone.jpg")
+    (tmp_path / "truth.json").write_text(json.dumps({"gone.jpg": [box(0, 0, 0, 1, 1)]}))
+    with pytest.raises(ValueError, match="w, h > 0"):
+        sc.load_scenes(str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    return sc.load_scenes(SCENES)
+
+
+def test_recorded_scenes_are_there_and_sane(recorded):
+    effects = {s.effect for s in recorded}
+    assert effects == {"clean", "camera"}
+    assert 80 <= len(recorded) <= 150
+    assert sum(len(s.truth) for s in recorded) >= 300
+    size = sum(os.path.getsize(s.path) for s in recorded)
+    assert size < 3 * 1024 * 1024
+    for scene in recorded[::10]:
+        frame = sc.load_frame(scene)
+        assert frame.shape == (480, 640, 3)
+        for item in scene.truth:
+            x, y, w, h = item["bbox"]
+            assert 0 <= x and 0 <= y and x + w <= 640 and y + h <= 480 and 0 <= item["digit"] <= 9
+
+
+def test_detection_on_recorded_scenes_finds_the_digits(recorded):
+    """No model needed: are the true digits found as boxes (IoU >= 0.3), with few false alarms?"""
+
+    def boxes_only(frame):
+        return [{"bbox": b, "digit": None} for b in digits_from_frame(frame).boxes]
+
+    result = sc.evaluate(boxes_only, recorded)
+    for effect, numbers in result["per_effect"].items():
+        assert numbers["recall"] >= 0.98, (effect, numbers)
+        assert numbers["precision"] >= 0.97, (effect, numbers)
+
+
+# --------------------------------------------------------------------------
+# Accuracy targets (need a trained bundle)
+# --------------------------------------------------------------------------
+
+
+def trained_bundle():
+    for folder in BUNDLE_CANDIDATES:
+        if os.path.isfile(os.path.join(folder, "manifest.json")):
+            return folder
+    pytest.skip("no trained cnn bundle (tests/fixtures/bundles/cnn or artifacts/cnn; run `make train`)")
+
+
+@pytest.fixture(scope="module")
+def cnn_recogniser():
+    ort = pytest.importorskip("onnxruntime")
+    from edge_runtime import manifest as mf
+
+    manifest = mf.load(trained_bundle())
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(mf.onnx_path(manifest), options, providers=["CPUExecutionProvider"])
+    name = manifest["input"]["name"]
+
+    def infer(batch):
+        return session.run(None, {name: batch})[0]
+
+    return sc.recogniser_from_infer(infer, manifest["preprocess"], manifest["labels"])
+
+
+def test_accuracy_targets_on_recorded_scenes(recorded, cnn_recogniser):
+    result = sc.evaluate(cnn_recogniser, recorded)
+    clean, camera = result["per_effect"]["clean"], result["per_effect"]["camera"]
+    assert clean["accuracy"] >= TARGET_CLEAN, clean
+    assert camera["accuracy"] >= TARGET_CAMERA, camera
+    assert result["precision"] >= 0.98, result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("effects,target", [("clean", TARGET_CLEAN), ("camera", TARGET_CAMERA)])
+def test_accuracy_targets_on_synthetic_camera(cnn_recogniser, effects, target):
+    from edge_runtime.synthetic import SyntheticCamera
+
+    camera = SyntheticCamera(seed=2026, effects=effects)
+
+    def frames():
+        for _ in range(300):
+            ok, frame = camera.read()
+            yield frame, camera.last_truth
+
+    result = sc.evaluate(cnn_recogniser, frames())
+    assert result["accuracy"] >= target, result
