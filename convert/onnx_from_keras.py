@@ -9,8 +9,11 @@
   just before that flatten. OpenCV DNN got this wrong (0.03-0.07 max probability error vs
   Keras). The Transpose is removed and the next layer's weight rows are permuted to NCHW order
   instead, which is exact (a permutation of the same float32 numbers).
-* MatMul (+ Add bias) with constant weights becomes Gemm (OpenCV: InnerProduct; TensorRT:
-  FullyConnected), Identity nodes are dropped, unused initializers and opset imports removed.
+* MatMul (+ Add bias) with constant weights becomes Gemm with ``transB=1`` (OpenCV 4.1.1 misreads
+  a Gemm without it), BatchNormalization's Mul/Add after a Dense/Conv is folded into its weights,
+  Identity nodes are dropped, unused initializers and opset imports removed.
+* Conv with asymmetric pads (Keras "same" with stride 2), which OpenCV 4.1.1 refuses, gets
+  symmetric pads and a kernel grown by zero taps (exact).
 
 The result must use only `SIMPLE_OPS`; anything else raises ExportError naming the op, so a
 new layer type is noticed on the workstation and not on the device.
@@ -342,6 +345,71 @@ def gemm_from_matmul(model):
     return count
 
 
+def gemm_with_transposed_weights(model):
+    """Gemm(X, W[K,M]) -> Gemm(X, W^T[M,K], transB=1), the layout every importer handles.
+
+    OpenCV 4.1.1's ONNX importer reads a Gemm without a ``transB`` attribute as if W were [M,K]
+    (num_output = K) and fails on the bias; with ``transB=1`` it reads W^T directly.
+    """
+    from onnx import helper
+
+    count = 0
+    for gemm in model.graph.node:
+        if gemm.op_type != "Gemm" or _attr(gemm, "transB", 0) or _attr(gemm, "transA", 0):
+            continue
+        weights = _array(model, gemm.input[1])
+        if weights is None or weights.ndim != 2:
+            continue
+        name = _unique_name(model, gemm.input[1] + "_t")
+        _set_initializer(model, name, np.ascontiguousarray(weights.T))
+        gemm.input[1] = name
+        kept = [a for a in gemm.attribute if a.name != "transB"]
+        del gemm.attribute[:]
+        gemm.attribute.extend(kept + [helper.make_attribute("transB", 1)])
+        count += 1
+    return count
+
+
+def symmetric_conv_pads(model):
+    """Conv with asymmetric pads (Keras "same" with stride 2) -> symmetric pads, exactly.
+
+    OpenCV 4.1.1 refuses asymmetric convolution padding. Where an axis has pads (b, e) with
+    e > b, the kernel grows by e - b zero taps at its start and the pads become (e, e) (zero
+    taps at the end and (b, b) when b > e): every output reads the same inputs with the same
+    weights, plus multiplications by zero.
+    """
+    from onnx import helper
+
+    count = 0
+    for conv in model.graph.node:
+        if conv.op_type != "Conv":
+            continue
+        pads = list(_attr(conv, "pads", []) or [])
+        weights = _array(model, conv.input[1])
+        if not pads or weights is None or weights.ndim != 4:
+            continue
+        if any(int(d) != 1 for d in (_attr(conv, "dilations", [1, 1]) or [1, 1])):
+            continue
+        begin, end = pads[:2], pads[2:]
+        if begin == end:
+            continue
+        grow = [(0, 0), (0, 0)]
+        for axis in range(2):
+            extra = abs(end[axis] - begin[axis])
+            grow.append((extra, 0) if end[axis] > begin[axis] else (0, extra))
+        grown = np.pad(weights, grow, mode="constant")
+        new_pads = [max(b, e) for b, e in zip(begin, end, strict=True)] * 2
+        name = _unique_name(model, conv.input[1] + "_sympad")
+        _set_initializer(model, name, np.ascontiguousarray(grown))
+        conv.input[1] = name
+        kept = [a for a in conv.attribute if a.name not in ("pads", "kernel_shape")]
+        del conv.attribute[:]
+        conv.attribute.extend(kept + [helper.make_attribute("pads", new_pads),
+                                      helper.make_attribute("kernel_shape", list(grown.shape[2:]))])
+        count += 1
+    return count
+
+
 def _per_channel(value, channels, rank):
     """A constant that scales/shifts each output channel of a Gemm ([N,C]) or Conv ([N,C,H,W]) output."""
     if value is None:
@@ -436,6 +504,8 @@ def simplify_graph(model):
     counts["transpose_folded"] = fold_transpose_into_dense(model)
     counts["gemm"] = gemm_from_matmul(model)
     counts["affine_folded"] = fold_affine_into_layer(model)
+    counts["gemm_transposed"] = gemm_with_transposed_weights(model)
+    counts["conv_pads_symmetric"] = symmetric_conv_pads(model)
     remove_dead_nodes(model)
     log.debug("simplified graph: %s", counts)
     return model

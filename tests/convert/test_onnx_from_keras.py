@@ -156,3 +156,39 @@ def test_unsimple_op_is_named():
     proto = onnx.load_from_string(linear_onnx_bytes(extra_op="Hardmax"))
     with pytest.raises(ok.ExportError, match="Hardmax"):
         ok.check_simple_ops(proto)
+
+
+def test_gemm_weights_are_transposed_for_opencv_411(exported):
+    proto, _ = exported
+    gemms = [n for n in proto.graph.node if n.op_type == "Gemm"]
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
+    for gemm in gemms:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in gemm.attribute}
+        assert attrs.get("transB") == 1
+        assert inits[gemm.input[1]].shape[0] == inits[gemm.input[2]].shape[0]  # W is [out, in]
+
+
+def test_stride_2_same_conv_gets_symmetric_pads_and_keeps_parity(digits):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    layers = keras.layers
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", bias_initializer="random_normal"),
+        layers.Conv2D(6, 5, strides=2, padding="same", activation="relu"),
+        layers.Flatten(),
+        layers.Dense(10, activation="softmax"),
+    ])
+    proto = ok.onnx_from_keras(model, name="strided")
+    for conv in [n for n in proto.graph.node if n.op_type == "Conv"]:
+        pads = [a for a in conv.attribute if a.name == "pads"][0].ints
+        assert list(pads[:2]) == list(pads[2:])
+    x = _inputs(digits)
+    expected = model.predict(x, verbose=0)
+    path = str(__import__("tempfile").mkdtemp()) + "/strided.onnx"
+    onnx.save(proto, path)
+    for run in (ort_run, cv_run):
+        probs = run(path, x)
+        assert np.abs(probs - expected).max() < 1e-5, run.__name__
+        assert (probs.argmax(1) == expected.argmax(1)).all(), run.__name__
