@@ -166,3 +166,27 @@ def test_sigterm_stops_cleanly_with_summary_and_complete_jsonl(tiny_bundle, tmp_
     n = int(out.split("summary: ")[1].split(" frames")[0])
     assert n == len(lines)
     assert "Traceback" not in err
+
+
+def test_camera_that_drops_out_ends_with_a_clear_error(tiny_bundle, monkeypatch, capsys):
+    from edge_runtime import sources
+    from tests.edge_runtime.test_sources import FakeCapture
+
+    def open_source(uri):
+        caps = [FakeCapture(fail_after=3)]
+
+        def open_capture():
+            if not caps[-1].reads:
+                return caps[-1]
+            caps.append(FakeCapture(fail_after=0))
+            return caps[-1]
+
+        return sources.CaptureSource(uri, open_capture, retries=2, backoff_s=0.01)
+
+    monkeypatch.setattr(sources, "open_source", open_source)
+    rc = main(["run", "--model", tiny_bundle["_dir"], "--source", "/dev/video0", "--headless",
+               "--status-every", "0", "--smooth", "0"])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert "summary:" in out and "stopped: source failed" in out
+    assert "stopped delivering frames" in err and "check the camera connection" in err

@@ -1,5 +1,7 @@
 """ONNX Runtime and OpenCV DNN backends: parity with the NumPy reference, input checks, clear errors."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -113,3 +115,29 @@ def test_unloadable_onnx_is_a_clear_error(tiny_bundle):
         with pytest.raises(BackendError) as err:
             open_backend(tiny_bundle, name).activate()
         assert "cannot" in str(err.value) and path in str(err.value)
+
+
+FIXTURE_BUNDLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "bundles")
+
+
+def _trained_bundle(name):
+    folder = os.path.join(FIXTURE_BUNDLES, name)
+    if not os.path.exists(os.path.join(folder, "manifest.json")):
+        pytest.skip("no committed trained bundle at %s yet (the lead commits one from artifacts/)" % folder)
+    manifest = mf.load(folder)
+    if "reference" not in manifest:
+        pytest.skip("bundle %s has no reference.npz" % folder)
+    return manifest
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_trained_cnn_matches_its_reference_probabilities(name):
+    manifest = _trained_bundle("cnn")
+    with np.load(mf.file_path(manifest, manifest["reference"]["file"])) as data:
+        images, labels = data["images"][:500], data["labels"][:500]
+        reference = data["onnx_probabilities"][:500]
+    batch = (images.astype(np.float32) * manifest["preprocess"]["scale"])[..., None]
+    with open_backend(manifest, name) as net:
+        probs = net.infer(batch)
+    assert np.abs(probs - reference).max() < 1e-4
+    assert (probs.argmax(axis=1) == labels).mean() >= 0.98

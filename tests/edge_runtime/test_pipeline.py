@@ -249,3 +249,18 @@ def test_reorder_buffer_hands_out_in_order_and_never_deadlocks():
     buf.close()
     with pytest.raises(Closed):
         buf.get()
+
+
+def test_pipeline_overhead_leaves_room_for_400_fps(tiny_bundle):
+    """With a trivial detector, the threads and hand-overs alone must sustain well over 400 FPS at 640x480."""
+    boxes = [(10 + 40 * i, 20, 30, 36) for i in range(6)]
+    batch = np.random.RandomState(0).rand(6, 28, 28, 1).astype(np.float32)
+
+    def detector(frame, pre, roi=None, max_digits=32):
+        return StandIn(boxes, batch)
+
+    frames = [np.zeros((480, 640, 3), np.uint8)] * 20
+    summary = run_pipeline(MemorySource(frames, loops=50), "onnxruntime", tiny_bundle, detector=detector,
+                           backend_options={"intra_op_threads": 1})
+    assert summary.frames == 1000 and summary.detections == 6000
+    assert summary.fps > 600, summary.format()
