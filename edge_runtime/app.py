@@ -240,7 +240,7 @@ def stop_on_signals(stop):
 
 def run(args):
     from . import manifest as mf
-    from .outputs import display_available
+    from .outputs import cv2_has_gui, display_available
     from .pipeline import run_pipeline
     from .sources import open_source
 
@@ -248,6 +248,10 @@ def run(args):
     show_window = not args.headless and display_available()
     if not args.headless and not show_window:
         LOG.info("no display (DISPLAY is not set): running headless")
+    elif show_window and not cv2_has_gui():
+        LOG.warning("this OpenCV has no GUI (pip's opencv-python-headless?): no window, running headless; "
+                    "install opencv-python (or JetPack's python3-opencv) for a window")
+        show_window = False
     auto_serve = (not show_window and not args.headless and not args.serve and not args.save
                   and not args.jsonl and args.max_frames is None)
     stop = threading.Event()

@@ -258,6 +258,18 @@ def display_available():
     return True
 
 
+def cv2_has_gui(build_info=None):
+    """False for OpenCV builds without highgui windows (pip's opencv-python-headless: "GUI: NONE")."""
+    if build_info is None:
+        import cv2
+
+        build_info = cv2.getBuildInformation()
+    for line in build_info.splitlines():
+        if line.strip().startswith("GUI:"):
+            return line.split(":", 1)[1].strip().upper() != "NONE"
+    return True
+
+
 class WindowOutput(Output):
     """cv2.imshow with the overlay; q or Esc (or closing the window) stops the run."""
 

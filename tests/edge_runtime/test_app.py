@@ -190,3 +190,15 @@ def test_camera_that_drops_out_ends_with_a_clear_error(tiny_bundle, monkeypatch,
     assert rc == 1
     assert "summary:" in out and "stopped: source failed" in out
     assert "stopped delivering frames" in err and "check the camera connection" in err
+
+
+def test_display_without_gui_support_runs_headless(tiny_bundle, tmp_path, monkeypatch, capsys, caplog):
+    from edge_runtime import outputs
+
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(outputs, "cv2_has_gui", lambda build_info=None: False)
+    img = tmp_path / "one.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 255, np.uint8))
+    rc = main(["run", "--model", tiny_bundle["_dir"], "--source", str(img), "--status-every", "0",
+               "--jsonl", str(tmp_path / "o.jsonl")])
+    assert rc == 0 and "no GUI" in caplog.text and "1 frames" in capsys.readouterr().out

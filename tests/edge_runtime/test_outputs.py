@@ -236,3 +236,11 @@ def test_console_status_line(tiny_bundle):
     lines = stream.getvalue().splitlines()
     assert len(lines) == 3 and lines[0].startswith("frame 0: ") and "FPS" in lines[0]
     assert len(lines[0].split("(")[0].split(":")[1].split()) == 3
+
+
+def test_gui_detection_from_build_information():
+    assert outputs.cv2_has_gui("  GUI:                           GTK3\n")
+    assert not outputs.cv2_has_gui("  GUI:                           NONE\n")
+    expected = not any(line.strip().startswith("GUI:") and line.strip().endswith("NONE")
+                       for line in cv2.getBuildInformation().splitlines())
+    assert outputs.cv2_has_gui() is expected
