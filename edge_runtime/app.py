@@ -273,8 +273,9 @@ def run(args):
                     workers=args.workers)
     finally:
         source.close()
-    sys.stdout.write(summary.format() + "\n")
-    sys.stdout.flush()
+    report = sys.stderr if args.jsonl == "-" else sys.stdout  # keep `--jsonl -` pure JSON lines
+    report.write(summary.format() + "\n")
+    report.flush()
     if summary.error:
         raise UserError("%s; check the camera connection and run again (or use --source synthetic://)"
                         % summary.error, exit_code=1)

@@ -52,11 +52,11 @@ def test_manifest_json_path_and_opencv_backend(tiny_bundle, tmp_path, capsys):
     cv2.imwrite(str(img), np.full((64, 64, 3), 255, np.uint8))
     rc = main(["run", "--model", os.path.join(tiny_bundle["_dir"], "manifest.json"), "--source", str(img),
                "--headless", "--backend", "opencv", "--jsonl", "-", "--status-every", "0"])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert rc == 0
-    rec = json.loads(out.splitlines()[0])
-    assert rec["source"] == "one.png" and rec["detections"] == []
-    assert "backend opencv" in out
+    assert [json.loads(line)["source"] for line in out.splitlines()] == ["one.png"]  # stdout: only JSON lines
+    assert json.loads(out)["detections"] == []
+    assert "backend opencv" in err
 
 
 def test_synthetic_max_frames(tiny_bundle, tmp_path, capsys):
