@@ -127,7 +127,10 @@ case "$TRANSFER" in auto | rsync | scp) ;; *) usage_error "--transfer expects au
 # ---------------------------------------------------------------------------
 # SSH helpers (BatchMode: key-based only, never a password prompt)
 # ---------------------------------------------------------------------------
-SSH_COMMON=(-o BatchMode=yes -o ConnectTimeout="$CONNECT_TIMEOUT" -o StrictHostKeyChecking=accept-new)
+# One SSH connection, reused by every step (ControlMaster): a Nano's CPU makes each handshake slow.
+CONTROL_DIR="$(mktemp -d)"
+SSH_COMMON=(-o BatchMode=yes -o ConnectTimeout="$CONNECT_TIMEOUT" -o StrictHostKeyChecking=accept-new
+  -o ControlMaster=auto -o ControlPath="$CONTROL_DIR/%C" -o ControlPersist=120)
 if [[ -n "$IDENTITY" ]]; then
   SSH_COMMON+=(-i "$IDENTITY" -o IdentitiesOnly=yes)
 fi
@@ -189,7 +192,8 @@ cleanup() {
     fi
   fi
   [[ -z "$LOCAL_STAGE" ]] || rm -rf "$LOCAL_STAGE"
-  rm -f "$SSH_ERR"
+  "${SSH_CMD[@]}" -O exit "$HOST" >/dev/null 2>&1 || true
+  rm -rf "$SSH_ERR" "$CONTROL_DIR"
   exit "$status"
 }
 trap cleanup EXIT
