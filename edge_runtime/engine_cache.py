@@ -368,8 +368,10 @@ def resolve_engine(manifest, api, engine=None, build=True, precision=DEFAULT_PRE
                                            detail, rebuild_command(manifest)))
     if builder is None:
         from .engine_from_onnx import build_for_bundle as builder
-    say("no TensorRT engine for this bundle on this device yet; building one (run `%s` to do this ahead of "
-        "time)" % rebuild_command(manifest))
+    stale = [e for e in describe_cache(manifest, api=api, gpu=gpu, precision=precision) if e["reason"]]
+    why = "cached %s does not fit (%s)" % (stale[0]["file"], stale[0]["reason"]) if stale else \
+        "no TensorRT engine for this bundle on this device yet"
+    say("%s; building one (run `%s` to do this ahead of time)" % (why, rebuild_command(manifest)))
     path, _ = builder(manifest, api=api, precision=precision, profile=profile or DEFAULT_PROFILE,
                       workspace_mib=workspace_mib, gpu=gpu)
     return path

@@ -223,6 +223,9 @@ def test_resolve_engine_cached_built_or_refused(tiny_bundle):
         ec.resolve_engine(tiny_bundle, api, build=False, gpu=NANO)
     assert "old.engine (TensorRT: engine built with 8.0.1.6, now 8.2.1.8)" in str(info.value)
     assert os.path.exists(stale)
+    ec.resolve_engine(tiny_bundle, api, gpu=NANO, builder=builder, say=said.append)  # e.g. after a JetPack upgrade
+    assert said[-1].startswith("cached old.engine does not fit (TensorRT: engine built with 8.0.1.6, now 8.2.1.8); "
+                               "building one")
 
 
 def test_describe_cache(tiny_bundle, monkeypatch):
