@@ -106,16 +106,16 @@ def stage_export(folder, opset=DEFAULT_OPSET, fp16=True, keras_model=None):
         proto = onnx_from_keras(model, opset=opset, manifest=manifest)
     except ExportError as exc:
         raise UserError("%s: %s" % (folder, exc)) from exc
-    problems = check_trt82(proto)
+    try:
+        half = fp16_from_fp32(proto) if fp16 else None
+    except ExportError as exc:
+        raise UserError("%s: FP16 conversion failed: %s; export without it with --no-fp16" % (folder, exc)) from exc
+    problems = check_trt82(proto) + (["model.fp16.onnx: " + p for p in check_trt82(half)] if half else [])
     if problems:
         raise UserError(
             "%s: the exported graph would not parse on TensorRT 8.2 (Jetson Nano):\n  %s"
             % (folder, "\n  ".join(problems))
         )
-    try:
-        half = fp16_from_fp32(proto) if fp16 else None
-    except ExportError as exc:
-        raise UserError("%s: FP16 conversion failed: %s; export without it with --no-fp16" % (folder, exc)) from exc
     staging = os.path.join(folder, STAGING_DIR)
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
