@@ -264,3 +264,23 @@ def test_pipeline_overhead_leaves_room_for_400_fps(tiny_bundle):
                            backend_options={"intra_op_threads": 1})
     assert summary.frames == 1000 and summary.detections == 6000
     assert summary.fps > 600, summary.format()
+
+
+def test_trained_cnn_reads_synthetic_camera_frames():
+    """End to end with the committed trained bundle: 20 synthetic 640x480 frames, ground truth known."""
+    import os
+
+    from edge_runtime import manifest as mf
+
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "bundles", "cnn")
+    if not os.path.exists(os.path.join(folder, "manifest.json")):
+        pytest.skip("no committed trained bundle at %s yet" % folder)
+    synthetic = pytest.importorskip("edge_runtime.synthetic")
+    cam = synthetic.SyntheticCamera(640, 480, digits=6, effects="camera", seed=11)
+    frames, truths = [], []
+    for _ in range(20):
+        frames.append(cam.read()[1])
+        truths.append(cam.last_truth)
+    summary = run_pipeline(MemorySource(frames, truths=truths), "onnxruntime", mf.load(folder))
+    assert summary.frames == 20 and summary.truth_digits >= 60
+    assert summary.truth_correct / float(summary.truth_digits) >= 0.9, summary.format()
