@@ -99,3 +99,18 @@ def test_interrupted_export_leaves_previous_bundle_intact(trained_folder, fake_d
     assert _snapshot(trained_folder) == before
     assert mf.load(trained_folder)["verified"] is True  # still the valid, verified previous bundle
     assert not os.path.exists(os.path.join(trained_folder, export_mod.STAGING_DIR))
+
+
+def test_model_with_ops_the_nano_cannot_run_is_refused_by_name(tmp_path, capsys):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Reshape((28, 28)), keras.layers.LSTM(4),
+                              keras.layers.Dense(10, activation="softmax")])
+    folder = tmp_path / "lstm"
+    folder.mkdir()
+    model.save(str(folder / "model.keras"))
+    assert main(["-q", "export", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convert: error:") and "LSTM" in err
+    assert sorted(os.listdir(str(folder))) == ["model.keras"]
