@@ -47,11 +47,11 @@ train: $(STAMP) ## train, export and verify MODELS (default: mlp cnn) into artif
 	$(PY) -m train --model $(MODELS) --out $(ARTIFACTS) $(if $(EPOCHS),--epochs $(EPOCHS)) $(TRAIN_ARGS)
 	$(PY) -m convert all $(addprefix $(ARTIFACTS)/,$(MODELS))
 
-export: $(STAMP) ## re-export trained models to ONNX (+FP16) and verify them
-	$(PY) -m convert all $(addprefix $(ARTIFACTS)/,$(MODELS))
+export: $(STAMP) ## re-export MODELS to ONNX (+FP16), verify, print the table (CONVERT_ARGS="--opset 13")
+	$(PY) -m convert all $(addprefix $(ARTIFACTS)/,$(MODELS)) $(CONVERT_ARGS)
 
-verify: $(STAMP) ## parity check Keras vs ONNX Runtime vs OpenCV DNN on the 10k test digits
-	$(PY) -m convert verify $(addprefix $(ARTIFACTS)/,$(MODELS))
+verify: $(STAMP) ## parity Keras vs ONNX Runtime FP32/FP16 vs OpenCV DNN on the 10k test digits -> manifest.json
+	$(PY) -m convert verify $(addprefix $(ARTIFACTS)/,$(MODELS)) $(CONVERT_ARGS)
 
 engine: ## build the TensorRT FP16 engine for MODEL -> ARTIFACTS/MODEL/engines/ (needs TensorRT: Jetson or NVIDIA box; ENGINE_ARGS="--max-batch 128")
 	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime build-engine --model $(ARTIFACTS)/$(MODEL) $(ENGINE_ARGS)
