@@ -58,11 +58,13 @@ MIN_PAPER_LEVEL = 16  # paper darker than this is not paper
 CROP_FLOOR = 0.3  # in a crop, ink below this fraction of the stroke level is background
 CROP_TOP = 0.85  # and ink above this fraction is full white
 MERGE_GAP = 0.08  # pieces closer than this fraction of the bigger piece's height may be one digit
-MERGED_MAX_WIDTH_OVER_HEIGHT = 1.2
+MERGED_MAX_WIDTH_OVER_HEIGHT = 1.4
+STACKED_OVERLAP = 0.3  # stacked pieces share at least this fraction of the narrower one's width
+MERGED_MAX_GROWTH = 1.5  # and together are at most this much taller than the bigger piece
 FRAGMENT_HEIGHT = 0.35  # a piece this much shorter than its neighbour may be a broken-off fragment
 MAX_INK_COVERAGE = 0.25  # more of the frame than this looks like ink: noise or texture, not paper
 DARK_REGION = 0.5  # paper under a digit darker than this fraction of the paper around it: a dark object
-BORDER_PX = 2  # at the working size: components this close to the edge are cut by it
+BORDER_PX = 3  # at the working size: components this close to the edge are cut by it
 
 
 class DigitBatch(NamedTuple):
@@ -265,9 +267,11 @@ def _should_merge(a, b):
     # Boxes that overlap a lot: one digit.
     if x_overlap > 0 and y_overlap > 0 and x_overlap * y_overlap >= 0.3 * min(aw * ah, bw * bh):
         return True
-    # Stacked pieces (a 5's bar over its body, a broken 8).
-    if x_overlap >= 0.5 * min(aw, bw) and -y_overlap <= tolerance:
-        return True
+    # Stacked pieces (a 5's bar over its body, a 4's or 7's stem under its top), unless the result
+    # is much taller than its bigger piece: two digits in two rows.
+    if x_overlap >= STACKED_OVERLAP * min(aw, bw) and -y_overlap <= tolerance:
+        if merged[3] <= MERGED_MAX_GROWTH * big_h or small_h < FRAGMENT_HEIGHT * big_h or -y_overlap <= 2:
+            return True  # (two halves of a broken 3 or 8 are allowed when they nearly touch)
     # A small fragment right next to a big piece.
     gap = max(-x_overlap, -y_overlap)
     return small_h < FRAGMENT_HEIGHT * big_h and gap <= tolerance
@@ -424,6 +428,12 @@ def _inside_dark_region(paper, box):
     return float(paper[cy, cx]) < DARK_REGION * float(around)
 
 
+def _at_border(box, width, height):
+    """Touches the frame (or ROI) edge: paper edges, shadows, digits cut by the frame."""
+    x, y, w, h = box
+    return x < BORDER_PX or y < BORDER_PX or x + w > width - BORDER_PX or y + h > height - BORDER_PX
+
+
 def _candidates(work, min_h, max_pieces=400):
     """Digit-shaped groups of contours at the working size: [(box, contours, ink pixels)]."""
     work_h, work_w = work.mask.shape
@@ -437,7 +447,7 @@ def _candidates(work, min_h, max_pieces=400):
     pieces, piece_contours = [], []
     for contour in contours:
         box = cv2.boundingRect(contour)
-        if max(box[2], box[3]) < speck or box[3] > MAX_DIGIT_FRACTION * work_h:
+        if max(box[2], box[3]) < speck or box[3] > MAX_DIGIT_FRACTION * work_h or _at_border(box, work_w, work_h):
             continue
         pieces.append(box)
         piece_contours.append(contour)
@@ -453,8 +463,6 @@ def _candidates(work, min_h, max_pieces=400):
             continue
         if w > MAX_WIDTH_OVER_HEIGHT * h or h > MAX_HEIGHT_OVER_WIDTH * w or w < MIN_WIDTH_PX:
             continue
-        if x < BORDER_PX or y < BORDER_PX or x + w > work_w - BORDER_PX or y + h > work_h - BORDER_PX:
-            continue  # paper edges, shadows and digits cut by the frame
         if _inside_dark_region(work.paper, box):
             continue  # the outline of a dark object (a phone, a shadowed hole), not handwriting
         ink_pixels = cv2.countNonZero(work.mask[y : y + h, x : x + w])

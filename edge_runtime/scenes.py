@@ -190,7 +190,9 @@ def _truth_entries(data, default_effect):
             bbox = [int(v) for v in item["bbox"]]
             if len(bbox) != 4 or bbox[2] <= 0 or bbox[3] <= 0:
                 raise ValueError("%s: bbox %r is not [x, y, w, h] with w, h > 0" % (name, item["bbox"]))
-            truth.append({"bbox": bbox, "digit": _as_digit(item["digit"])})
+            entry_truth = dict(item)  # extra keys (e.g. the source of the digit) are kept
+            entry_truth.update(bbox=bbox, digit=_as_digit(item["digit"]))
+            truth.append(entry_truth)
         yield name, truth, entry_effect
 
 

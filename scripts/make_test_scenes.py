@@ -83,24 +83,27 @@ def notebook_page(rng, ruled):
     return page, spacing, margin_x
 
 
-def place_digits(rng, count, margin_x, clean):
-    """Non-overlapping (x, y, height) boxes' top-left corners on the page."""
-    placed = []
+def place_digits(rng, sizes, margin_x):
+    """Top-left corners on the page for (w, h) ink patches, keeping a clear gap between them (None: no room)."""
+    placed, corners = [], []
     left = (margin_x or 20) + 15
-    for _ in range(count):
+    for width, height in sizes:
+        corner = None
         for _attempt in range(60):
-            height = int(rng.randint(38, 112))
-            width = int(height * 0.9)
+            if PAGE_W - width - 30 <= left or PAGE_H - height - 40 <= 40:
+                break
             x = int(rng.randint(left, PAGE_W - width - 30))
             y = int(rng.randint(40, PAGE_H - height - 40))
-            gap = 0.35 * height + 10
+            gap = 0.3 * max(height, width) + 12
             if all(
                 x + width + gap < px or px + pw + gap < x or y + height + gap < py or py + ph + gap < y
                 for px, py, pw, ph in placed
             ):
                 placed.append((x, y, width, height))
+                corner = (x, y)
                 break
-    return placed
+        corners.append(corner)
+    return corners
 
 
 def ink_colour(rng, clean):
@@ -160,15 +163,17 @@ def render_scene(rng, images, labels, pool, clean):
     page, _, margin_x = notebook_page(rng, ruled=not clean and rng.rand() < 0.75)
     warp = page_to_frame(rng, clean)
     count = int(rng.randint(3, 7))
-    boxes = place_digits(rng, count, margin_x, clean)
+    picks = [int(pool[rng.randint(len(pool))]) for _ in range(count)]
+    alphas = [pen_alpha(rng, images[index], int(rng.randint(38, 112))) for index in picks]
+    corners = place_digits(rng, [a.shape[::-1] for a in alphas], margin_x)
     ids = np.zeros((PAGE_H, PAGE_W), np.uint8)
     colour = np.float32(ink_colour(rng, clean))
     digits = []
-    for number, (x, y, _, height) in enumerate(boxes, start=1):
-        index = int(pool[rng.randint(len(pool))])
-        alpha = pen_alpha(rng, images[index], height)
+    for number, (index, alpha, corner) in enumerate(zip(picks, alphas, corners, strict=True), start=1):
+        if corner is None:
+            continue
         ah, aw = alpha.shape
-        x0, y0 = min(x, PAGE_W - aw - 1), min(y, PAGE_H - ah - 1)
+        x0, y0 = corner
         ink_rows = np.flatnonzero(alpha.max(axis=1) > 0.05)
         ink_cols = np.flatnonzero(alpha.max(axis=0) > 0.05)
         ink_box = (x0 + ink_cols[0], y0 + ink_rows[0], ink_cols[-1] - ink_cols[0] + 1, ink_rows[-1] - ink_rows[0] + 1)
