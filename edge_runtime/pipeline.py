@@ -52,16 +52,22 @@ class FrameChannel(object):
         self.dropped = 0
         self._items = deque()
         self._closed = False
+        self._waiting = 0  # consumers blocked in get()
         self._cond = threading.Condition()
 
-    def wait_for_space(self, stop):
-        """Block until the consumer took the waiting items (or ``stop`` is set). False when stopping.
+    def wait_for_space(self, stop, on_demand=False):
+        """Block until a put() would not block (or ``stop`` is set). False when stopping.
 
         The capture stage calls this before reading, so it never reads a frame only to
-        drop it: a camera's own grab thread keeps the newest frame meanwhile.
+        drop it. ``on_demand``: wait until a consumer is idle and waiting, so the frame is
+        read just when it can be processed: the newest camera frame, and no time spent
+        queued (lowest latency). Without it the next frame is read ahead (worth it when
+        reading costs time: decoding files).
         """
         with self._cond:
-            while len(self._items) >= self.capacity and not stop.is_set() and not self._closed:
+            while not stop.is_set() and not self._closed:
+                if len(self._items) < self.capacity and (not on_demand or (not self._items and self._waiting)):
+                    break
                 self._cond.wait(0.05)
         return not stop.is_set() and not self._closed
 
@@ -84,7 +90,12 @@ class FrameChannel(object):
         """The next item; None on timeout; raises Closed when closed and empty."""
         with self._cond:
             if not self._items and not self._closed:
-                self._cond.wait(timeout)
+                self._waiting += 1
+                self._cond.notify_all()  # wake an on-demand producer
+                try:
+                    self._cond.wait(timeout)
+                finally:
+                    self._waiting -= 1
             if self._items:
                 item = self._items.popleft()
                 self._cond.notify_all()
@@ -398,12 +409,13 @@ class Pipeline(object):
 
         index = 0
         live = getattr(self.source, "is_live", False)
+        on_demand = not getattr(self.source, "read_ahead", False)
         try:
             self.backend_ready.wait()
             while not self.stop.is_set():
                 if self.max_frames is not None and not live and index >= self.max_frames:
                     break
-                if not self.to_recognition.wait_for_space(self.stop):
+                if not self.to_recognition.wait_for_space(self.stop, on_demand):
                     break
                 t0 = clock()
                 ok, frame, name = self.source.read()

@@ -145,6 +145,7 @@ class Source(object):
 
     is_live = False
     temporal = None  # frames continue each other (smoothing helps); None = same as is_live
+    read_ahead = False  # reading costs time (decoding files): the pipeline reads the next frame early
     uri = ""
     error = None  # set when the stream ended because of a failure
 
@@ -172,6 +173,8 @@ class Source(object):
 
 class ImageFilesSource(Source):
     """Every image in order, none dropped; unreadable ones are skipped with a warning and counted."""
+
+    read_ahead = True
 
     def __init__(self, paths, uri=""):
         Source.__init__(self)
@@ -202,6 +205,8 @@ class ImageFilesSource(Source):
 
 class VideoFileSource(Source):
     """Frames of a video file in order (lossless)."""
+
+    read_ahead = True
 
     def __init__(self, path):
         import cv2

@@ -284,3 +284,18 @@ def test_trained_cnn_reads_synthetic_camera_frames():
     summary = run_pipeline(MemorySource(frames, truths=truths), "onnxruntime", mf.load(folder))
     assert summary.frames == 20 and summary.truth_digits >= 60
     assert summary.truth_correct / float(summary.truth_digits) >= 0.9, summary.format()
+
+
+def test_on_demand_capture_waits_for_an_idle_consumer():
+    stop = threading.Event()
+    channel = FrameChannel(1)
+    t0 = time.time()
+    assert channel.wait_for_space(stop) is True  # read-ahead: room is enough
+    ready = []
+    producer = threading.Thread(target=lambda: ready.append((channel.wait_for_space(stop, True), time.time())))
+    producer.start()
+    time.sleep(0.2)
+    assert not ready  # nobody is waiting for a frame yet
+    assert channel.get(timeout=0.3) is None  # a consumer waits: the producer is released
+    producer.join(2)
+    assert ready and ready[0][0] is True and ready[0][1] - t0 >= 0.2
