@@ -403,6 +403,7 @@ run_remote 'set -eu
 STEP="bench"
 if [[ "$BENCH" -eq 1 ]]; then
   read -r -a bench_words <<<"$BENCH_ARGS"
+  log "edge_runtime bench --model artifacts/$MODEL_NAME $BENCH_ARGS (in $DIR/current)"
   run_remote 'set -eu; dir="$1"; py="$2"; model="$3"; shift 3
     cd "$dir/current" && "$py" -m edge_runtime bench --model "artifacts/$model" "$@"' \
     "$DIR" "$PY" "$MODEL_NAME" "${bench_words[@]}" \

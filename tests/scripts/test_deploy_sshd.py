@@ -88,11 +88,16 @@ def test_make_deploy_installs_verified_release(installed, deploy_bundle):
 def test_redeploy_with_scp_switches_and_keeps_previous(installed, device, deploy_bundle):
     remote_dir = installed[0]
     before = current_target(remote_dir)
-    code, out, err = deploy(device, deploy_bundle, remote_dir, "--transfer", "scp")
+    bench = "--backend onnxruntime --batch 1,4 --iters 5 --warmup 1 --no-pipeline --out bench-out"
+    cmd = ["bash", DEPLOY, "--model", deploy_bundle, "--transfer", "scp", "--bench-args", bench]
+    code, out, err = run(cmd + device.deploy_args(remote_dir))
     assert code == 0, out + err
     after = current_target(remote_dir)
     assert after != before and os.path.isdir(os.path.join(remote_dir, before))
     assert "copied with scp" in out
+    # the short benchmark ran on the device, in the new release
+    assert "| onnxruntime | 4 |" in out
+    assert os.listdir(os.path.join(remote_dir, after, "bench-out"))
     assert os.path.isfile(os.path.join(remote_dir, after, ".deploy", "verified.json"))
 
 
