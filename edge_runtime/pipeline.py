@@ -548,6 +548,7 @@ class Pipeline(object):
         for t in threads:
             t.start()
         started = None
+        finished = None
         last = None
         ema_dt = None
         try:
@@ -571,6 +572,7 @@ class Pipeline(object):
                     self.live_stats["fps"] = 1.0 / ema_dt if ema_dt > 0 else 0.0
                 last = now
                 self._emit(result)
+                finished = clock()
                 self._account(result)
                 self.live_stats.update({"frames": self.summary.frames, "last_ms": dict(result.timings)})
                 if self.max_frames is not None and self.summary.frames >= self.max_frames:
@@ -584,9 +586,8 @@ class Pipeline(object):
             self.stop.set()
             for t in threads:
                 t.join(timeout=5.0)
-            ended = clock()
-            if started is not None:
-                self.summary.seconds = ended - started if self.summary.frames else 0.0
+            if started is not None and finished is not None:
+                self.summary.seconds = finished - started  # first capture start to last output end
             self.summary.skipped = getattr(self.source, "skipped", 0)
             self.summary.dropped = (getattr(self.source, "dropped", 0) + self.to_recognition.dropped
                                     + self.to_output.dropped)
