@@ -43,6 +43,10 @@ class OpenCVDnnBackend(Backend):
             raise BackendError(
                 "OpenCV %s read an empty network from %s; re-export the bundle" % (cv2.__version__, path))
         if self.target == "cuda":
+            if not hasattr(cv2.dnn, "DNN_BACKEND_CUDA"):  # added in OpenCV 4.2; JetPack 4.6 has 4.1.1
+                raise BackendError(
+                    "OpenCV %s has no CUDA DNN backend (needs OpenCV >= 4.2 built with CUDA); "
+                    "use target cpu, or --backend tensorrt / onnxruntime" % cv2.__version__)
             net.setPreferableBackend(cv2.dnn.DNN_BACKEND_CUDA)
             net.setPreferableTarget(cv2.dnn.DNN_TARGET_CUDA)
         elif self.target == "opencl":

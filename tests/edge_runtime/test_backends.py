@@ -141,3 +141,16 @@ def test_trained_cnn_matches_its_reference_probabilities(name):
         probs = net.infer(batch)
     assert np.abs(probs - reference).max() < 1e-4
     assert (probs.argmax(axis=1) == labels).mean() >= 0.98
+
+
+def test_opencv_cuda_target_needs_a_cuda_build(tiny_bundle, monkeypatch):
+    import cv2
+
+    from edge_runtime.backends.opencv_dnn import OpenCVDnnBackend
+
+    monkeypatch.delattr(cv2.dnn, "DNN_BACKEND_CUDA", raising=False)  # as in JetPack's OpenCV 4.1.1
+    with pytest.raises(BackendError) as err:
+        OpenCVDnnBackend(tiny_bundle, target="cuda").activate()
+    assert "4.2" in str(err.value)
+    with pytest.raises(BackendError):
+        OpenCVDnnBackend(tiny_bundle, target="npu")
