@@ -219,7 +219,7 @@ command -v "$LOCAL_PYTHON" >/dev/null 2>&1 \
   || die "'$LOCAL_PYTHON' not found on this machine; pass --local-python or set DEPLOY_LOCAL_PYTHON"
 
 bundle_list="$("$LOCAL_PYTHON" "$REPO/scripts/remote_verify.py" files "$MODEL_DIR")" \
-  || die "the local bundle $MODEL_DIR does not match its manifest (see above); nothing was copied"
+  || die "the local bundle $MODEL_DIR failed its check (see above); nothing was copied"
 mapfile -t BUNDLE_FILES <<<"$bundle_list"
 
 if [[ -n "$STAGE_ONLY" ]]; then

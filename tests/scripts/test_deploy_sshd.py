@@ -139,6 +139,10 @@ def test_locally_tampered_bundle_is_refused_before_copy(device, deploy_bundle, t
 def test_missing_bundle_is_named(device, tmp_path):
     code, out, err = deploy(device, str(tmp_path / "nope"), str(tmp_path / "nd"))
     assert code == 1 and "step 'bundle'" in err and "make train" in err
+    (tmp_path / "half").mkdir()  # a folder without manifest.json (training still running)
+    code, out, err = deploy(device, str(tmp_path / "half"), str(tmp_path / "nd"))
+    assert code == 1 and "manifest.json is missing" in err and "nothing was copied" in err
+    assert not os.path.exists(str(tmp_path / "nd"))
 
 
 def test_wrong_key_fails_at_connect(device, deploy_bundle, tmp_path):
