@@ -260,7 +260,7 @@ PROBE='set -eu
 dir="$1"; py="$2"
 case "$dir" in "~") dir="$HOME" ;; "~/"*) dir="$HOME/${dir#??}" ;; /*) ;; *) dir="$HOME/$dir" ;; esac
 echo "dir=$dir"
-echo "hostname=$(hostname)"
+echo "hostname=$(uname -n)"
 if command -v rsync >/dev/null 2>&1; then echo "rsync=yes"; else echo "rsync=no"; fi
 if [ "$py" = auto ]; then
   if [ -x "$dir/venv/bin/python3" ]; then py="$dir/venv/bin/python3"; else py=python3; fi

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PROG="setup_jetson.sh"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-APP="$(cd "$HERE/.." && pwd)"
+APP="$(cd "$HERE/.." && pwd -P)"
 # shellcheck source=l4t_release.sh source-path=SCRIPTDIR
 . "$HERE/l4t_release.sh"
 
@@ -21,7 +21,8 @@ pycuda with CUDA on PATH, pins numpy (requirements/jetson.txt), offers a swap fi
 finishes with `python3 -m edge_runtime info`. Safe to run again.
 
 options (defaults in brackets):
-  --venv DIR         virtual environment to create or reuse [$HOME/nano-digits/venv]
+  --venv DIR         virtual environment to create or reuse [<install dir>/venv when run from a
+                     release made by deploy.sh (e.g. ~/nano-digits/venv), else $HOME/nano-digits/venv]
   --swap             create a swap file without asking (helps TensorRT engine builds)
   --no-swap          do not offer a swap file
   --swap-size GB     size of the swap file [4]
@@ -41,7 +42,13 @@ exit status: 0 when the device is ready; 1 on an unsupported release or a failed
 EOF
 }
 
-VENV="${HOME:-/root}/nano-digits/venv"
+# Inside a release made by deploy.sh (<dir>/releases/<id>/scripts) the venv is <dir>/venv, where
+# deploy.sh looks for it; elsewhere ~/nano-digits/venv.
+if [[ "$(basename "$(dirname "$APP")")" == "releases" ]]; then
+  VENV="$(dirname "$(dirname "$APP")")/venv"
+else
+  VENV="${HOME:-/root}/nano-digits/venv"
+fi
 SWAP="ask"
 SWAP_GB=4
 DRY_RUN=0

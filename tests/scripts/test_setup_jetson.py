@@ -1,6 +1,7 @@
 """scripts/setup_jetson.sh on fake L4T roots in --dry-run mode: detection, plan, idempotence."""
 
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -106,6 +107,25 @@ def test_missing_nvcc_stops_before_pycuda(tmp_path):
     code, out, err = setup(root, fake_python(tmp_path), "--venv", str(tmp_path / "v"), "--no-swap")
     assert code == 1 and "nvcc not found" in err
     assert not [c for c in planned(out) if "requirements/jetson.txt" in c]
+
+
+def test_default_venv_sits_next_to_the_deployed_releases(tmp_path):
+    release = tmp_path / "nano-digits" / "releases" / "20261123T101500Z-1"
+    (release / "scripts").mkdir(parents=True)
+    (release / "requirements").mkdir()
+    for name in ("setup_jetson.sh", "l4t_release.sh"):
+        shutil.copy(os.path.join(ROOT, "scripts", name), str(release / "scripts" / name))
+    shutil.copy(os.path.join(ROOT, "requirements", "jetson.txt"), str(release / "requirements"))
+    os.symlink("releases/20261123T101500Z-1", str(tmp_path / "nano-digits" / "current"))
+    root = make_root(tmp_path / "root", "32.7.1")
+    script = str(tmp_path / "nano-digits" / "current" / "scripts" / "setup_jetson.sh")  # as the README runs it
+    env = dict(os.environ, L4T_ROOT=root, SETUP_PYTHON=fake_python(tmp_path))
+    proc = subprocess.run(["bash", script, "--dry-run", "--no-swap"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    venv = str(tmp_path / "nano-digits" / "venv")
+    assert any(c.endswith("-m venv --system-site-packages " + venv) for c in planned(proc.stdout))
+    assert any(str(release / "requirements" / "jetson.txt") in c for c in planned(proc.stdout))
 
 
 def test_help():
