@@ -473,6 +473,34 @@ def fold_affine_into_layer(model):
     return count
 
 
+def canonical_names(model):
+    """Name nodes, tensors and initializers by position (``Gemm_12``, ``Gemm_12_in1``...).
+
+    tf2onnx numbers generated names with a process-wide counter, so the same Keras model
+    exported twice in one process differed in names. With positional names an export is
+    byte-identical for the same model, and engine caches keyed on the ONNX sha256 stay valid.
+    """
+    keep = set(v.name for v in model.graph.input) | set(v.name for v in model.graph.output)
+    initializers = _initializers(model)
+    renamed = {}
+    for i, node in enumerate(model.graph.node):
+        node.name = "%s_%d" % (node.op_type, i)
+        for pos, name in enumerate(node.input):
+            if name in initializers and name not in renamed:
+                renamed[name] = "%s_in%d" % (node.name, pos)
+        for pos, name in enumerate(node.output):
+            if name and name not in keep:
+                renamed[name] = node.name if pos == 0 else "%s_out%d" % (node.name, pos)
+    for node in model.graph.node:
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+        node.output[:] = [renamed.get(name, name) for name in node.output]
+    for init in model.graph.initializer:
+        init.name = renamed.get(init.name, init.name)
+    model.graph.name = "nano_digits"
+    model.graph.doc_string = "exported by nano-digits convert from a Keras model with tf2onnx"
+    return len(renamed)
+
+
 def set_dynamic_batch(model):
     """Name the batch dimension of the input and output `N`, all other dims static."""
     for value in list(model.graph.input) + list(model.graph.output):
@@ -507,6 +535,7 @@ def simplify_graph(model):
     counts["gemm_transposed"] = gemm_with_transposed_weights(model)
     counts["conv_pads_symmetric"] = symmetric_conv_pads(model)
     remove_dead_nodes(model)
+    canonical_names(model)
     log.debug("simplified graph: %s", counts)
     return model
 

@@ -192,3 +192,10 @@ def test_stride_2_same_conv_gets_symmetric_pads_and_keeps_parity(digits):
         probs = run(path, x)
         assert np.abs(probs - expected).max() < 1e-5, run.__name__
         assert (probs.argmax(1) == expected.argmax(1)).all(), run.__name__
+
+
+def test_export_is_deterministic(small_cnn, exported):
+    """Same model -> same bytes, so device engine caches keyed on the ONNX sha256 stay valid."""
+    proto, manifest = exported
+    again = ok.onnx_from_keras(small_cnn, manifest=manifest)
+    assert again.SerializeToString() == proto.SerializeToString()
