@@ -1,6 +1,6 @@
 """Bundle folder with model.keras -> model.onnx + model.fp16.onnx + manifest.json, atomically.
 
-The slow work happens in a staging folder inside the bundle (``.export-staging/``); the new files
+The slow work happens in a private staging folder inside the bundle (``.export-staging-XXXX/``); the new files
 are moved into place with os.replace only at the end, manifest.json last, so an interrupted or
 failed export leaves the previous bundle as it was (valid, with its old hashes).
 """
@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from typing import NamedTuple
 
@@ -24,7 +25,7 @@ KERAS_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 ONNX_FILE = "model.onnx"
 ONNX_FP16_FILE = "model.fp16.onnx"
-STAGING_DIR = ".export-staging"
+STAGING_PREFIX = ".export-staging-"  # one private folder per export, so two exports never share one
 
 
 class Staged(NamedTuple):
@@ -116,9 +117,7 @@ def stage_export(folder, opset=DEFAULT_OPSET, fp16=True, keras_model=None):
             "%s: the exported graph would not parse on TensorRT 8.2 (Jetson Nano):\n  %s"
             % (folder, "\n  ".join(problems))
         )
-    staging = os.path.join(folder, STAGING_DIR)
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
+    staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder)
     manifest["_dir"] = staging
     _write_model(os.path.join(staging, ONNX_FILE), proto)
     mf.record_file(manifest, ONNX_FILE)
