@@ -42,7 +42,8 @@ from edge_runtime.manifest import DEFAULT_PREPROCESS
 WORK_SIDE = 320  # detection runs with the frame's longer side at about this many pixels
 PAPER_SHRINK = 4  # the paper estimate is made at 1/PAPER_SHRINK of the working size
 INK_FLOOR = 0.16  # never threshold ink below this (fraction darker than the paper)
-INK_RELATIVE = 0.45  # threshold = this fraction of the frame's strong-ink level
+INK_RELATIVE = 0.45  # a digit's darkest ink reaches at least this fraction of the frame's strong-ink level
+INK_LOW = 0.45  # and its strokes are traced down to this fraction
 STRONG_INK_QUANTILE = 0.997
 MIN_DIGIT_FRACTION = 0.03  # min digit height as a fraction of the shorter frame side
 MIN_DIGIT_PX = 10  # and never below this many full-resolution pixels
@@ -97,22 +98,16 @@ def _centre_by_mass(image, size):
     """Place ``image`` (uint8, fits in size x size) in a size x size canvas with its centre of mass at the middle."""
     h, w = image.shape
     canvas = np.zeros((size, size), np.uint8)
-    top, left = (size - h) // 2, (size - w) // 2
-    canvas[top : top + h, left : left + w] = image
-    m = cv2.moments(canvas, False)
+    m = cv2.moments(image, False)
     if m["m00"] <= 0:
         return canvas
-    # MNIST puts the centre of mass at pixel index size/2 (14 for 28).
-    dx = int(round(size / 2.0 - m["m10"] / m["m00"]))
-    dy = int(round(size / 2.0 - m["m01"] / m["m00"]))
-    # Keep the whole digit inside the canvas.
-    dx = max(-left, min(dx, size - (left + w)))
-    dy = max(-top, min(dy, size - (top + h)))
-    if dx == 0 and dy == 0:
-        return canvas
-    shifted = np.zeros_like(canvas)
-    shifted[top + dy : top + dy + h, left + dx : left + dx + w] = image
-    return shifted
+    # MNIST puts the centre of mass at pixel index size/2 (14 for 28); keep the whole digit inside.
+    left = int(round(size / 2.0 - m["m10"] / m["m00"]))
+    top = int(round(size / 2.0 - m["m01"] / m["m00"]))
+    left = max(0, min(left, size - w))
+    top = max(0, min(top, size - h))
+    canvas[top : top + h, left : left + w] = image
+    return canvas
 
 
 def normalized_uint8(gray, pre=None):
@@ -123,20 +118,18 @@ def normalized_uint8(gray, pre=None):
     if gray.ndim != 2 or gray.size == 0:
         return np.zeros((size, size), np.uint8)
     if gray.dtype != np.uint8:
-        gray = np.clip(gray, 0, 255).astype(np.uint8)
-    rows = np.flatnonzero(gray.any(axis=1))
-    if rows.size == 0:
+        gray = np.clip(np.nan_to_num(gray), 0, 255).astype(np.uint8)
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(gray))  # of the non-zero (ink) pixels
+    if w == 0 or h == 0:
         return np.zeros((size, size), np.uint8)
-    cols = np.flatnonzero(gray.any(axis=0))
-    ink = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    h, w = ink.shape
+    ink = gray[y : y + h, x : x + w]
     factor = float(box) / max(h, w)
     new_w = max(1, min(box, int(round(w * factor))))
     new_h = max(1, min(box, int(round(h * factor))))
     if (new_w, new_h) != (w, h):
         interpolation = cv2.INTER_AREA if factor < 1.0 else cv2.INTER_LINEAR
         ink = cv2.resize(ink, (new_w, new_h), interpolation=interpolation)
-    return _centre_by_mass(ink, size)
+    return _centre_by_mass(np.ascontiguousarray(ink), size)
 
 
 def normalize_digit(gray, pre=None):
@@ -189,7 +182,7 @@ def darkness_source(image):
     """uint8 [H,W] where ink is dark: the minimum over B, G, R (coloured pens become dark), or gray as is."""
     if image.ndim == 2:
         return image
-    channels = cv2.split(image)
+    channels = cv2.split(np.ascontiguousarray(image))  # (a strided crop would be slow to split)
     return cv2.min(cv2.min(channels[0], channels[1]), channels[2])
 
 
@@ -239,7 +232,7 @@ def paper_from_gray(gray_work):
 def ink_from_gray(gray, paper):
     """uint8 ink map (255 = black ink, 0 = paper) from gray and paper of the same size."""
     ratio = cv2.divide(gray, cv2.max(paper, MIN_PAPER_LEVEL), scale=255.0)  # paper -> 255, ink darker
-    return cv2.subtract(np.full(ratio.shape, 255, np.uint8), ratio)
+    return cv2.bitwise_not(ratio)
 
 
 # --------------------------------------------------------------------------
@@ -345,6 +338,8 @@ class _Work(NamedTuple):
     image: np.ndarray  # the ROI of the uint8 input frame at full resolution
     paper: np.ndarray  # paper brightness at the working size
     mask: np.ndarray  # binary ink mask at the working size
+    ink: np.ndarray  # ink map (0 paper .. 255 black) at the working size
+    strong_level: float  # a digit must have ink at least this dark somewhere
     scale_x: float
     scale_y: float
     dark: bool
@@ -374,16 +369,12 @@ def _crop_for_digit(work, contours, box):
     grow = 2 * max(1, int(round(1.0 / work.scale_x))) + 1
     own = cv2.dilate(own, np.ones((grow, grow), np.uint8))
     ink = cv2.bitwise_and(ink, own)
-    values = ink[own > 0]
-    if values.size == 0:
-        return ink
-    strong = float(np.percentile(values, 95))
-    floor = CROP_FLOOR * strong
-    top = CROP_TOP * strong
+    # Contrast stretch: the stroke core becomes white, faint ink (rulings, paper texture) black.
+    strong = _quantile_from_hist(cv2.calcHist([ink], [0], own, [256], [0, 256]).ravel(), 0.95)
+    floor, top = int(CROP_FLOOR * strong), CROP_TOP * strong
     if top - floor < 4:
         return np.zeros_like(ink)
-    stretched = (ink.astype(np.float32) - floor) * (255.0 / (top - floor))
-    return np.clip(stretched, 0, 255).astype(np.uint8)
+    return cv2.convertScaleAbs(cv2.subtract(ink, floor), alpha=255.0 / (top - floor))
 
 
 def _work_from_frame(image, polarity):
@@ -405,11 +396,13 @@ def _work_from_frame(image, polarity):
     ink = ink_from_gray(gray, paper)
     hist = cv2.calcHist([ink[::2]], [0], None, [256], [0, 256]).ravel()
     strong = _quantile_from_hist(hist, STRONG_INK_QUANTILE)
-    threshold = max(INK_FLOOR * 255.0, INK_RELATIVE * strong)
+    # Hysteresis: strokes are traced down to a low level, but a digit needs some strong ink.
+    threshold = max(INK_FLOOR * 255.0, INK_LOW * strong)
+    strong_level = max(INK_FLOOR * 255.0, INK_RELATIVE * strong)
     _, mask = cv2.threshold(ink, threshold, 255, cv2.THRESH_BINARY)
     mask = remove_ruled_lines(mask, max(15, int(LINE_FRACTION * work_w)), max(15, int(VERTICAL_LINE_FRACTION * work_h)))
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    work = _Work(image, paper, mask, float(work_w) / w, float(work_h) / h, dark)
+    work = _Work(image, paper, mask, ink, strong_level, float(work_w) / w, float(work_h) / h, dark)
     return work, {"ink": ink, "mask": mask, "threshold": threshold, "dark": dark}
 
 
@@ -465,6 +458,8 @@ def _candidates(work, min_h, max_pieces=400):
             continue
         if _inside_dark_region(work.paper, box):
             continue  # the outline of a dark object (a phone, a shadowed hole), not handwriting
+        if cv2.minMaxLoc(work.ink[y : y + h, x : x + w])[1] < work.strong_level:
+            continue  # only faint marks: a ruling, a shadow edge, paper texture
         ink_pixels = cv2.countNonZero(work.mask[y : y + h, x : x + w])
         if ink_pixels > MAX_FILL * w * h and w > 0.4 * h:
             continue  # a solid dark region, not a pen stroke
