@@ -242,6 +242,7 @@ class FakeProc(object):
     (0, "2 skipped in 0.1s", "skipped"),
     (1, "1 failed, 1 passed in 9.0s", "failed"),
     (5, "no tests ran in 0.01s", "not run"),
+    (5, "1 skipped in 0.32s", "skipped"),
 ])
 def test_run_jetson_tests_statuses(rc, last, status):
     seen = {}
