@@ -8,6 +8,8 @@ set -euo pipefail
 
 PROG="deploy.sh"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=l4t_release.sh source-path=SCRIPTDIR
+. "$REPO/scripts/l4t_release.sh"
 
 usage() {
   cat <<'EOF'
@@ -257,7 +259,7 @@ fi
 # ---------------------------------------------------------------------------
 STEP="connect"
 PROBE='set -eu
-dir="$1"; py="$2"
+dir="$1"; py="$2"; l4t_file="$3"
 case "$dir" in "~") dir="$HOME" ;; "~/"*) dir="$HOME/${dir#??}" ;; /*) ;; *) dir="$HOME/$dir" ;; esac
 echo "dir=$dir"
 echo "hostname=$(uname -n)"
@@ -268,8 +270,9 @@ fi
 echo "python=$py"
 echo "python_version=$("$py" -c "import sys; print(\"%d.%d\" % sys.version_info[:2])" 2>/dev/null || echo none)"
 if [ -L "$dir/current" ]; then echo "current=$(readlink "$dir/current")"; fi
-if [ -r /etc/nv_tegra_release ]; then echo "l4t=$(head -n 1 /etc/nv_tegra_release)"; fi'
-probe_output="$(run_remote "$PROBE" "$REMOTE_DIR" "$REMOTE_PYTHON")" || remote_failed $? "cannot log in with key-based SSH (BatchMode=yes)${PORT:+ on port $PORT}; install your key with: ssh-copy-id ${PORT:+-p $PORT }$HOST"
+if [ -r "$l4t_file" ]; then echo "l4t=$(head -n 1 "$l4t_file")"; fi'
+# DEPLOY_REMOTE_L4T_FILE: tests point it at a fake /etc/nv_tegra_release on the "device".
+probe_output="$(run_remote "$PROBE" "$REMOTE_DIR" "$REMOTE_PYTHON" "${DEPLOY_REMOTE_L4T_FILE:-/etc/nv_tegra_release}")" || remote_failed $? "cannot log in with key-based SSH (BatchMode=yes)${PORT:+ on port $PORT}; install your key with: ssh-copy-id ${PORT:+-p $PORT }$HOST"
 probe_value() {
   sed -n "s/^$1=//p" <<<"$probe_output" | head -n 1
 }
@@ -283,7 +286,14 @@ case "$PY_VERSION" in
   none | "") die "no working '$PY' on the device; install python3 (JetPack ships 3.6) or pass --remote-python" ;;
   2.* | 3.[0-5]) die "'$PY' on the device is Python $PY_VERSION; edge_runtime needs Python 3.6+" ;;
 esac
-log "logged in to $REMOTE_NAME; install folder $DIR; python $PY ($PY_VERSION)${L4T:+; L4T: $L4T}"
+if [[ -n "$L4T" ]]; then
+  l4t_parse "$L4T" || die "$REMOTE_NAME: cannot parse /etc/nv_tegra_release ('$L4T')"
+  l4t_jetpack || die "$REMOTE_NAME runs $JETPACK_NOTE"
+  L4T="L4T R$L4T_VERSION = JetPack $JETPACK"
+else
+  L4T="not a Jetson (no /etc/nv_tegra_release): no TensorRT engine unless TensorRT is installed"
+fi
+log "logged in to $REMOTE_NAME ($L4T); install folder $DIR; python $PY ($PY_VERSION)"
 
 # ---------------------------------------------------------------------------
 # 3. space: refuse before copying when the device would run out of disk

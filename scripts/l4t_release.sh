@@ -13,12 +13,9 @@ L4T_VERSION=""
 JETPACK=""
 JETPACK_NOTE=""
 
-# l4t_read: set L4T_MAJOR/MINOR/PATCH/VERSION; return 1 when the file is missing, 2 when unreadable.
-l4t_read() {
-  local file="${L4T_ROOT:-}/etc/nv_tegra_release" line
-  [[ -r "$file" ]] || return 1
-  line="$(head -n 1 "$file")"
-  if [[ "$line" =~ R([0-9]+)\ \(release\),\ REVISION:\ ([0-9]+)\.([0-9]+) ]]; then
+# l4t_parse LINE: set L4T_MAJOR/MINOR/PATCH/VERSION from the file's first line; return 2 if unparsable.
+l4t_parse() {
+  if [[ "$1" =~ R([0-9]+)\ \(release\),\ REVISION:\ ([0-9]+)\.([0-9]+) ]]; then
     L4T_MAJOR="${BASH_REMATCH[1]}"
     L4T_MINOR="${BASH_REMATCH[2]}"
     L4T_PATCH="${BASH_REMATCH[3]}"
@@ -26,6 +23,13 @@ l4t_read() {
     return 0
   fi
   return 2
+}
+
+# l4t_read: parse ${L4T_ROOT}/etc/nv_tegra_release; return 1 when the file is missing, 2 when unparsable.
+l4t_read() {
+  local file="${L4T_ROOT:-}/etc/nv_tegra_release"
+  [[ -r "$file" ]] || return 1
+  l4t_parse "$(head -n 1 "$file")"
 }
 
 # l4t_jetpack: set JETPACK and JETPACK_NOTE for a supported release; return 1 (JETPACK_NOTE says why) if not.

@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from tests.scripts.conftest import ROOT, free_port
+from tests.scripts.fakeroot import release_line
 
 DEPLOY = os.path.join(ROOT, "scripts", "deploy.sh")
 
@@ -50,11 +51,14 @@ def current_target(remote_dir):
 @pytest.fixture(scope="module")
 def installed(device, deploy_bundle, tmp_path_factory):
     """One successful deploy through `make deploy` (rsync); later tests build on it."""
-    remote_dir = str(tmp_path_factory.mktemp("home") / "nano-digits")
+    home = tmp_path_factory.mktemp("home")
+    remote_dir = str(home / "nano-digits")
+    (home / "nv_tegra_release").write_text(release_line("32.7.1") + "\n")  # the "device" is a Nano
     artifacts, model = os.path.split(deploy_bundle)
     extra = " ".join(device.deploy_args(remote_dir)[2:]) + " --no-bench --transfer rsync"
     code, out, err = run(["make", "--no-print-directory", "deploy", "HOST=" + device.host,
-                          "ARTIFACTS=" + artifacts, "MODEL=" + model, "DEPLOY_ARGS=" + extra])
+                          "ARTIFACTS=" + artifacts, "MODEL=" + model, "DEPLOY_ARGS=" + extra],
+                         env_extra={"DEPLOY_REMOTE_L4T_FILE": str(home / "nv_tegra_release")})
     return remote_dir, code, out, err
 
 
@@ -83,6 +87,7 @@ def test_make_deploy_installs_verified_release(installed, deploy_bundle):
     assert "no TensorRT Python module" in out
     assert "edge_runtime run --model artifacts/tiny" in out  # how to start live recognition
     assert not [r for r in releases(remote_dir) if r.endswith(".partial")]
+    assert "L4T R32.7.1 = JetPack 4.6.1" in out
 
 
 def test_redeploy_with_scp_switches_and_keeps_previous(installed, device, deploy_bundle):
@@ -134,6 +139,15 @@ def test_locally_tampered_bundle_is_refused_before_copy(device, deploy_bundle, t
     assert code == 1
     assert "step 'bundle'" in err and "sha256 mismatch" in err and "nothing was copied" in err
     assert not os.path.exists(remote_dir)
+
+
+def test_unsupported_l4t_release_is_refused(device, deploy_bundle, tmp_path):
+    (tmp_path / "nv_tegra_release").write_text(release_line("32.5.1") + "\n")
+    code, out, err = deploy(device, deploy_bundle, str(tmp_path / "nd"),
+                            env_extra={"DEPLOY_REMOTE_L4T_FILE": str(tmp_path / "nv_tegra_release")})
+    assert code == 1 and "step 'connect' on %s" % device.host in err
+    assert "JetPack 4.5 or older" in err and "flash JetPack 4.6.x" in err
+    assert not os.path.exists(str(tmp_path / "nd"))
 
 
 def test_missing_bundle_is_named(device, tmp_path):
