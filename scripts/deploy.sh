@@ -288,7 +288,7 @@ case "$PY_VERSION" in
 esac
 if [[ -n "$L4T" ]]; then
   l4t_parse "$L4T" || die "$REMOTE_NAME: cannot parse /etc/nv_tegra_release ('$L4T')"
-  l4t_jetpack || die "$REMOTE_NAME runs $JETPACK_NOTE"
+  l4t_jetpack || die "$REMOTE_NAME: $JETPACK_NOTE"
   L4T="L4T R$L4T_VERSION = JetPack $JETPACK"
 else
   L4T="not a Jetson (no /etc/nv_tegra_release): no TensorRT engine unless TensorRT is installed"
