@@ -43,6 +43,10 @@ options (defaults in brackets):
                          new folder DIR, then stop; no --host needed (ansible/deploy.yml uses this)
   -h, --help             this help
 
+environment: DEPLOY_LOCAL_PYTHON (see --local-python); for tests only: DEPLOY_HOOK_AFTER_COPY
+(a command run here after the copy, with REMOTE_STAGING set: fault injection) and
+DEPLOY_REMOTE_L4T_FILE (the device's L4T release file) [/etc/nv_tegra_release]
+
 examples:
   make deploy HOST=nano@192.168.1.50 MODEL=cnn
   scripts/deploy.sh --host nano@jetson.local --model artifacts/mlp --no-bench
