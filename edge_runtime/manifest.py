@@ -39,8 +39,18 @@ class ManifestError(ValueError):
 # --------------------------------------------------------------------------
 
 
+def _umask_mode(default=0o666):
+    mask = os.umask(0)
+    os.umask(mask)
+    return default & ~mask
+
+
 def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` so readers see the old file or the new one, never half."""
+    """Write ``data`` to ``path`` so readers see the old file or the new one, never half.
+
+    The file gets the mode a plain ``open(path, "w")`` would give (mkstemp's 0600 is undone),
+    so bundles copied to a device stay readable by its other users.
+    """
     path = str(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -51,6 +61,7 @@ def atomic_write_bytes(path, data):
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -71,3 +71,13 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
         mf.atomic_write_text(str(target), "new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temp file left behind
+
+
+def test_atomic_write_gives_normal_file_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "b.bin"
+        mf.atomic_write_bytes(str(target), b"x")
+    finally:
+        os.umask(old)
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
