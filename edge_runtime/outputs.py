@@ -88,7 +88,7 @@ def annotate(frame, result, live_stats):
         cv2.rectangle(img, (x, y), (x + bw, y + bh), color, thick)
         label = "%s %.2f" % (detection_text(det), det["confidence"])
         ty = y - 4 if y > 20 * scale else y + bh + int(18 * scale)
-        cv2.putText(img, label, (x, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, color, thick, cv2.LINE_AA)
+        cv2.putText(img, label, (x, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.9 * scale, color, thick, cv2.LINE_AA)
     text = status_line(live_stats, display_timings(result, live_stats), len(result.detections))
     bar = int(24 * scale)
     cv2.rectangle(img, (0, 0), (w, bar), BLACK, -1)

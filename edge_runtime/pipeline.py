@@ -12,8 +12,10 @@
   Files, folders and in-memory frames: lossless (every frame, in order).
 * The backend is opened, used and closed inside the inference thread (TensorRT's
   pycuda context is bound to the thread that made it); all digits of a frame are one batch.
-* Per-frame stage times (ms): capture, preprocess, infer (backend + smoothing),
-  output, total (capture start to the end of the outputs, queue waits included).
+* Per-frame stage times (ms): capture (time in source.read(): decoding a file, or
+  waiting for a camera's next frame), preprocess, infer (backend + smoothing), output,
+  total (frame latency: from when a camera frame arrived, or a file read began, to the
+  end of the outputs, queue waits included).
 """
 
 import logging
@@ -431,7 +433,10 @@ class Pipeline(object):
                     LOG.warning("skipping frame %s: empty or unsupported frame %s", name,
                                 getattr(frame, "shape", type(frame).__name__))
                     continue
-                item = FrameResult(index, name, bgr, t0, (t1 - t0) * 1e3, getattr(self.source, "last_truth", None))
+                # latency starts when a live frame arrived (camera grab), else when reading began
+                arrived = getattr(self.source, "frame_time", None) if live else None
+                start = arrived if arrived is not None else t0
+                item = FrameResult(index, name, bgr, start, (t1 - t0) * 1e3, getattr(self.source, "last_truth", None))
                 index += 1
                 self.to_recognition.put(item, self.stop)
         except Exception as exc:  # a source failing mid-run ends the run with its message

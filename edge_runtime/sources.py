@@ -146,6 +146,7 @@ class Source(object):
     is_live = False
     temporal = None  # frames continue each other (smoothing helps); None = same as is_live
     read_ahead = False  # reading costs time (decoding files): the pipeline reads the next frame early
+    frame_time = None  # live sources: time.perf_counter() when the last frame read arrived (camera grab)
     uri = ""
     error = None  # set when the stream ended because of a failure
 
@@ -293,6 +294,7 @@ class SyntheticSource(Source):
         if not ok:
             return False, None, None
         self.last_truth = getattr(self.camera, "last_truth", None)
+        self.frame_time = time.perf_counter()  # the virtual camera delivers it now
         name = str(self._index)
         self._index += 1
         return True, frame, name
@@ -326,6 +328,7 @@ class CaptureSource(Source):
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._frame = None
+        self._grabbed_at = None
         self._seq = 0
         self._read_seq = 0
         self._cap = open_capture()
@@ -348,6 +351,7 @@ class CaptureSource(Source):
                     if self._seq > self._read_seq:
                         self.dropped += 1
                     self._frame = frame
+                    self._grabbed_at = time.perf_counter()
                     self._seq += 1
                     self._cond.notify_all()
                 continue
@@ -384,6 +388,7 @@ class CaptureSource(Source):
                 self._cond.wait(0.1)
             if self._seq > self._read_seq:
                 self._read_seq = self._seq
+                self.frame_time = self._grabbed_at
                 return True, self._frame, str(self._seq - 1)
             return False, None, None
 

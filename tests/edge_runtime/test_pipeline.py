@@ -299,3 +299,23 @@ def test_on_demand_capture_waits_for_an_idle_consumer():
     assert channel.get(timeout=0.3) is None  # a consumer waits: the producer is released
     producer.join(2)
     assert ready and ready[0][0] is True and ready[0][1] - t0 >= 0.2
+
+
+class PacedCamera(MemorySource):
+    """A live source that waits 20 ms for each frame, like a 50 FPS camera."""
+
+    def __init__(self):
+        MemorySource.__init__(self, frames_with_levels([30, 90, 150, 210]), is_live=True)
+
+    def read(self):
+        time.sleep(0.02)
+        self.frame_time = time.perf_counter()
+        return MemorySource.read(self)
+
+
+def test_latency_of_live_frames_starts_when_they_arrive(tiny_bundle):
+    summary = run_pipeline(PacedCamera(), "onnxruntime", tiny_bundle, detector=GridDetector(1))
+    stages = summary.stages()
+    assert summary.frames == 4
+    assert stages["capture"]["p50"] >= 15  # waiting for the camera is capture time ...
+    assert stages["total"]["p50"] < 15  # ... but not frame latency

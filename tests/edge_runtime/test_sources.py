@@ -286,3 +286,14 @@ def test_synthetic_smoothing_only_when_scenes_are_held():
     assert sources.open_source("synthetic://?width=128&height=128").temporal is False
     held = sources.open_source("synthetic://?width=128&height=128&hold=10&fps=15")
     assert held.temporal is True and held.fps == 15.0
+
+
+def test_live_frames_carry_their_arrival_time():
+    src = sources.CaptureSource("fake://", lambda: FakeCapture(delay=0.001))
+    try:
+        before = time.perf_counter()
+        time.sleep(0.05)
+        ok, _, _ = src.read()
+        assert ok and before < src.frame_time <= time.perf_counter()
+    finally:
+        src.close()
