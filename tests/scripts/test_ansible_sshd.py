@@ -1,9 +1,12 @@
 """ansible/deploy.yml against the throw-away sshd (conftest.py): three "devices" in one run.
 
-nano-a deploys cleanly; nano-b's staged copy is tampered with (fault-injection hook) and must be
-refused with its staging folder removed; nano-c is unreachable. The run reports each host.
+When this machine has Python 3.6 (pyenv), the Ansible modules run under it, as under JetPack 4.6's
+python3: ansible-core 2.17+ would fail there, 2.16 must not. nano-a deploys cleanly; nano-b's staged
+copy is tampered with (fault-injection hook) and must be refused with its staging folder removed;
+nano-c is unreachable. The run reports each host.
 """
 
+import glob
 import json
 import os
 import re
@@ -25,6 +28,15 @@ def ansible_playbook():
     return path
 
 
+def module_python():
+    """Python 3.6 (JetPack 4.6's) runs the Ansible modules when this machine has it, as on a Nano."""
+    for path in sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.6*/bin/python3"))) + [
+            shutil.which("python3.6") or ""]:
+        if path and os.access(path, os.X_OK):
+            return path
+    return sys.executable
+
+
 INVENTORY = """[nanos]
 nano-a ansible_host=127.0.0.1 nano_dir={tmp}/a
 nano-b ansible_host=127.0.0.1 nano_dir={tmp}/b nano_after_copy_hook="printf x >> artifacts/tiny/model.onnx"
@@ -35,7 +47,7 @@ ansible_port={port}
 ansible_user={user}
 ansible_ssh_private_key_file={key}
 ansible_ssh_common_args=-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=accept-new
-ansible_python_interpreter={python}
+ansible_python_interpreter={module_python}
 nano_python={python}
 """
 
@@ -47,7 +59,8 @@ def fleet_run(device, deploy_bundle, tmp_path_factory):
     inventory = os.path.join(tmp, "inventory.ini")
     with open(inventory, "w") as handle:
         handle.write(INVENTORY.format(tmp=tmp, dead_port=free_port(), port=device.port, user=device.user,
-                                      key=device.key, known_hosts=device.known_hosts, python=device.python))
+                                      key=device.key, known_hosts=device.known_hosts, python=device.python,
+                                      module_python=module_python()))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible", "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_REMOTE_TMP=os.path.join(tmp, "remote-tmp"), ANSIBLE_LOCAL_TEMP=os.path.join(tmp, "local-tmp"),
                ANSIBLE_SSH_CONTROL_PATH_DIR=os.path.join(tmp, "cp"), ANSIBLE_FORCE_COLOR="0")
