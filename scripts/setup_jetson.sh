@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a Jetson (Nano on JetPack 4.6.x; Orin on JetPack 5/6) to run edge_runtime with TensorRT.
 # Idempotent: every step checks first and only does what is missing. Run it on the device.
-set -euo pipefail
+set -Eeuo pipefail
 
 PROG="setup_jetson.sh"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -60,6 +60,7 @@ die() {
   echo "$PROG: error: $*" >&2
   exit 1
 }
+trap 'die "this step failed (line $LINENO: $BASH_COMMAND); fix the cause shown above and run $PROG again (it only redoes what is missing)"' ERR
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -85,7 +86,9 @@ act() {
     echo "$PROG: would run: $*"
   else
     echo "$PROG: running: $*"
-    "$@"
+    local status=0
+    "$@" || status=$?
+    [[ "$status" -eq 0 ]] || die "'$*' failed (exit $status); fix the cause shown above and run $PROG again (it only redoes what is missing)"
   fi
 }
 

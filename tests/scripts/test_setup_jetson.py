@@ -128,6 +128,20 @@ def test_default_venv_sits_next_to_the_deployed_releases(tmp_path):
     assert any(str(release / "requirements" / "jetson.txt") in c for c in planned(proc.stdout))
 
 
+def test_failed_step_names_the_command_and_stops(tmp_path):
+    # every apt package present and TensorRT found, so this real (not --dry-run) run never calls apt-get;
+    # the fake python cannot make a venv, like a python3 without ensurepip
+    root = make_root(tmp_path / "root", "32.7.1",
+                     installed=("python3-pip", "python3-venv", "python3-dev", "build-essential"))
+    env = dict(os.environ, L4T_ROOT=root, SETUP_PYTHON=fake_python(tmp_path))
+    proc = subprocess.run(["bash", SETUP, "--venv", str(tmp_path / "venv"), "--no-swap"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert proc.returncode == 1
+    assert "-m venv --system-site-packages" in proc.stderr and "failed (exit 3)" in proc.stderr
+    assert "run setup_jetson.sh again" in proc.stderr
+    assert "pip install" not in proc.stdout  # stopped at the failing step
+
+
 def test_help():
     proc = subprocess.run(["bash", SETUP, "--help"], stdout=subprocess.PIPE, universal_newlines=True)
     assert proc.returncode == 0 and "examples:" in proc.stdout and "--dry-run" in proc.stdout
