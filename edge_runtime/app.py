@@ -207,7 +207,9 @@ def build_outputs(args, source, show_window, auto_serve):
         items.append(out.VideoOutput(args.save, fps=args.save_fps or source_fps(source)))
     if args.serve or auto_serve:
         host, port = args.serve or out.parse_host_port(DEFAULT_SERVE)
-        items.append(out.MjpegOutput(host, port))
+        server = out.MjpegOutput(host, port)
+        server.automatic = not args.serve  # not asked for: another free port is fine
+        items.append(server)
     if not show_window and args.status_every > 0:
         items.append(out.ConsoleOutput(args.status_every))
     if args.jsonl:
@@ -261,7 +263,14 @@ def run(args):
         outputs = build_outputs(args, source, show_window, auto_serve)
         with contextlib.ExitStack() as stack:
             for item in outputs:
-                stack.enter_context(item)
+                try:
+                    stack.enter_context(item)
+                except UserError:
+                    if not getattr(item, "automatic", False):
+                        raise
+                    LOG.warning("port %d is in use; serving on a free port instead", item.port)
+                    item.port = 0
+                    stack.enter_context(item)
                 if hasattr(item, "url"):
                     sys.stderr.write("edge_runtime: serving %s (Ctrl-C to stop)\n" % item.url)
                     sys.stderr.flush()

@@ -202,3 +202,31 @@ def test_display_without_gui_support_runs_headless(tiny_bundle, tmp_path, monkey
     rc = main(["run", "--model", tiny_bundle["_dir"], "--source", str(img), "--status-every", "0",
                "--jsonl", str(tmp_path / "o.jsonl")])
     assert rc == 0 and "no GUI" in caplog.text and "1 frames" in capsys.readouterr().out
+
+
+def test_automatic_server_moves_to_a_free_port(tiny_bundle, monkeypatch, capsys):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    busy = sock.getsockname()[1]
+    monkeypatch.setattr(app, "DEFAULT_SERVE", "127.0.0.1:%d" % busy)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    from edge_runtime import pipeline
+
+    original = pipeline.run_pipeline
+
+    def run_for_a_second(*args, **kwargs):
+        __import__("threading").Timer(1.0, kwargs["stop_event"].set).start()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_pipeline", run_for_a_second)
+    try:
+        rc = main(["run", "--model", tiny_bundle["_dir"], "--source", "synthetic://?width=160&height=120&fps=20",
+                   "--status-every", "0"])
+    finally:
+        sock.close()
+    out, err = capsys.readouterr()
+    served = [line for line in err.splitlines() if "serving http://127.0.0.1:" in line]
+    assert rc == 0 and served and (":%d/" % busy) not in served[0]
+    assert "stopped: stop requested" in out
