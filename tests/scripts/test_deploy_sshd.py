@@ -159,7 +159,7 @@ def test_missing_bundle_is_named(device, tmp_path):
     assert not os.path.exists(str(tmp_path / "nd"))
 
 
-def test_wrong_key_fails_at_connect(device, deploy_bundle, tmp_path):
+def test_wrong_key_or_user_fails_at_connect(device, deploy_bundle, tmp_path):
     other = str(tmp_path / "other_key")
     subprocess.check_call(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other])
     args = device.deploy_args(str(tmp_path / "nd"))
@@ -168,6 +168,11 @@ def test_wrong_key_fails_at_connect(device, deploy_bundle, tmp_path):
     assert code == 1
     assert "step 'connect' on %s" % device.host in err and "ssh-copy-id" in err
     assert "Permission denied" in err
+    args = device.deploy_args(str(tmp_path / "nd"))
+    args[args.index("--host") + 1] = "no-such-user-7@127.0.0.1"  # wrong user, right key
+    code, out, err = run(["bash", DEPLOY, "--model", deploy_bundle] + args)
+    assert code == 1 and "step 'connect' on no-such-user-7@127.0.0.1" in err and "Permission denied" in err
+    assert not os.path.exists(str(tmp_path / "nd"))
 
 
 def test_unreachable_host_fails_at_connect(device, deploy_bundle, tmp_path):
