@@ -132,6 +132,8 @@ def add_arguments(parser):
                         help="backend for the pipeline benchmark (default: the first benchmarked one, "
                              "in auto order tensorrt > onnxruntime > opencv)")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the pipeline benchmark")
+    parser.add_argument("--serial-pipeline", action="store_true",
+                        help="time the pipeline stages in one thread instead of pipeline.run_pipeline's threads")
     parser.add_argument("--compare-keras", action="store_true",
                         help="workstation only: also run the same frames through Keras (predict per frame "
                              "and tf.function) via `python -m train.keras_baseline`")
@@ -403,8 +405,10 @@ def _serial_pipeline(source, backend, manifest, count, warmup, threads):
     return stage_ms, digits, fps
 
 
-def pipeline_runner():
+def pipeline_runner(serial=False):
     """(callable, description): the project's threaded pipeline when present, else the serial loop."""
+    if serial:
+        return _serial_pipeline, "bench serial loop (--serial-pipeline: all stages in one thread)"
     try:
         from .pipeline import run_pipeline  # noqa: F401
     except ImportError:
@@ -412,11 +416,11 @@ def pipeline_runner():
     return _threaded_pipeline, "pipeline.run_pipeline (capture, recognition and output threads)"
 
 
-def pipeline_benchmark(manifest, frames, backend, source_uri, threads=0, warmup=10):
+def pipeline_benchmark(manifest, frames, backend, source_uri, threads=0, warmup=10, serial=False):
     """-> pipeline dict: frames from memory (headline) plus the figure reading the source live."""
     from .sources import MemorySource
 
-    runner, description = pipeline_runner()
+    runner, description = pipeline_runner(serial)
     warmup = min(warmup, len(frames))
     source = MemorySource(list(frames[:warmup]) + list(frames))
     stage_ms, digits, fps = runner(source, backend, manifest, len(frames), warmup, threads)
@@ -432,11 +436,11 @@ def pipeline_benchmark(manifest, frames, backend, source_uri, threads=0, warmup=
     return result
 
 
-def same_frames_ms_per_frame(manifest, frames, backend, threads=0, warmup=10):
+def same_frames_ms_per_frame(manifest, frames, backend, threads=0, warmup=10, serial=False):
     """Our pipeline's ms per frame (1000 / FPS, frames from memory) on exactly these frames."""
     from .sources import MemorySource
 
-    runner, _ = pipeline_runner()
+    runner, _ = pipeline_runner(serial)
     warmup = min(warmup, len(frames))
     source = MemorySource(list(frames[:warmup]) + list(frames))
     _, _, fps = runner(source, backend, manifest, len(frames), warmup, threads)
@@ -777,7 +781,8 @@ def run(args):
         "bundle": manifest["_dir"],
         "onnx_sha256": manifest["onnx"].get("sha256"),
         "settings": {"iters": iters, "seconds": args.seconds, "warmup": args.warmup, "batches": args.batch,
-                     "threads": args.threads or None, "source": args.source, "frames": args.frames},
+                     "threads": args.threads or None, "source": args.source, "frames": args.frames,
+                     "serial_pipeline": args.serial_pipeline},
         "model": rows,
         "skipped": skipped,
         "pipeline": None,
@@ -788,12 +793,13 @@ def run(args):
     if not args.no_pipeline:
         backend = pipeline_backend_name(args, [r["backend"] for r in rows] or names)
         LOG.info("pipeline: %d frames from %s through %s", len(frames), args.source, backend)
-        result["pipeline"] = pipeline_benchmark(manifest, frames, backend, args.source, threads=args.threads)
+        result["pipeline"] = pipeline_benchmark(manifest, frames, backend, args.source, threads=args.threads,
+                                                serial=args.serial_pipeline)
     if args.compare_keras:
         same = frames[:args.keras_frames]
         keras = keras_baseline(manifest, same, args.keras_model)
         backend = pipeline_backend_name(args, [r["backend"] for r in rows] or names)
-        ours = same_frames_ms_per_frame(manifest, same, backend, args.threads)
+        ours = same_frames_ms_per_frame(manifest, same, backend, args.threads, serial=args.serial_pipeline)
         result["baseline"] = baseline_block(keras, ours, backend)
     result["environment_after"] = envmod.thermal_snapshot()
     paths = write_outputs(args.out, result, csv_rows)

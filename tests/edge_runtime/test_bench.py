@@ -217,3 +217,17 @@ def test_compare_keras_end_to_end(tiny_bundle, tmp_path):
         assert base[key] > 0
     assert base["speedup_vs_predict"] == pytest.approx(
         base["keras_predict_ms_per_frame"] / base["pipeline_ms_per_frame"], rel=0.01)
+
+
+def test_serial_pipeline_and_threads(tiny_bundle, tmp_path):
+    frames = few_frames(tmp_path, 3)
+    args = parse(["--model", tiny_bundle["_dir"], "--backend", LOCAL_BACKENDS[0], "--batch", "1", "--iters", "1",
+                  "--threads", "1", "--serial-pipeline", "--source", frames, "--frames", "3",
+                  "--out", str(tmp_path / "o")])
+    assert bench.run(args) == 0
+    result = json.loads((tmp_path / "o" / "bench.json").read_text())
+    pipe = result["pipeline"]
+    assert pipe["runner"].startswith("bench serial loop") and pipe["frames"] == 3
+    # one thread: FPS is exactly frames / sum of the per-frame totals
+    assert pipe["fps"] == pytest.approx(1000.0 / pipe["mean_ms"], rel=1e-3)
+    assert result["settings"]["threads"] == 1 and result["settings"]["serial_pipeline"] is True
