@@ -230,3 +230,24 @@ def test_automatic_server_moves_to_a_free_port(tiny_bundle, monkeypatch, capsys)
     served = [line for line in err.splitlines() if "serving http://127.0.0.1:" in line]
     assert rc == 0 and served and (":%d/" % busy) not in served[0]
     assert "stopped: stop requested" in out
+
+
+def test_killed_run_leaves_complete_jsonl_lines(tiny_bundle, tmp_path):
+    pytest.importorskip("edge_runtime.synthetic")
+    jsonl = tmp_path / "killed.jsonl"
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_runtime", "run", "--model", tiny_bundle["_dir"], "--source",
+         "synthetic://?width=320&height=240", "--headless", "--jsonl", str(jsonl), "--status-every", "0"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and (not jsonl.exists() or len(jsonl.read_bytes().splitlines()) < 5):
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    text = jsonl.read_text()
+    lines = text.splitlines()
+    assert len(lines) >= 5 and text.endswith("\n")  # no half-written last line
+    assert all(set(json.loads(line)) >= {"frame", "source", "detections", "timing_ms"} for line in lines)
