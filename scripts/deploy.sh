@@ -165,7 +165,9 @@ run_remote() {
   for arg in "$@"; do
     words+=" $(quote "$arg")"
   done
-  "${SSH_CMD[@]}" "$HOST" "$words" <<<"$script" 2>"$SSH_ERR"
+  # One brace group: the remote shell parses the whole script before running it, and no command
+  # in it can swallow the rest of the script from stdin.
+  printf '{\n%s\n} </dev/null\n' "$script" | "${SSH_CMD[@]}" "$HOST" "$words" 2>"$SSH_ERR"
 }
 
 # Show the remote stderr and turn an ssh failure into a named-step error.
