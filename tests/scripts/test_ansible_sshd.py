@@ -17,6 +17,7 @@ import sys
 import pytest
 
 from tests.scripts.conftest import ROOT, free_port
+from tests.scripts.fakeroot import release_line
 
 PLAYBOOK = os.path.join(ROOT, "ansible", "deploy.yml")
 
@@ -38,9 +39,10 @@ def module_python():
 
 
 INVENTORY = """[nanos]
-nano-a ansible_host=127.0.0.1 nano_dir={tmp}/a
+nano-a ansible_host=127.0.0.1 nano_dir={tmp}/a nano_l4t_file={tmp}/r32.7.1
 nano-b ansible_host=127.0.0.1 nano_dir={tmp}/b nano_after_copy_hook="printf x >> artifacts/tiny/model.onnx"
 nano-c ansible_host=127.0.0.1 ansible_port={dead_port} nano_dir={tmp}/c
+nano-d ansible_host=127.0.0.1 nano_dir={tmp}/d nano_l4t_file={tmp}/r32.5.1
 
 [nanos:vars]
 ansible_port={port}
@@ -57,6 +59,9 @@ def fleet_run(device, deploy_bundle, tmp_path_factory):
     playbook = ansible_playbook()
     tmp = str(tmp_path_factory.mktemp("fleet"))
     inventory = os.path.join(tmp, "inventory.ini")
+    for release in ("32.7.1", "32.5.1"):
+        with open(os.path.join(tmp, "r" + release), "w") as handle:
+            handle.write(release_line(release) + "\n")
     with open(inventory, "w") as handle:
         handle.write(INVENTORY.format(tmp=tmp, dead_port=free_port(), port=device.port, user=device.user,
                                       key=device.key, known_hosts=device.known_hosts, python=device.python,
@@ -90,7 +95,7 @@ def test_good_host_is_installed_and_verified(fleet_run, deploy_bundle):
         marker = json.load(handle)
     with open(os.path.join(current, "SHA256SUMS")) as handle:
         assert marker["files_checked"] == len([line for line in handle if line.strip()])
-    assert "nano-a: OK current -> releases/" in out
+    assert "nano-a: OK current -> releases/" in out and "L4T R32.7.1 = JetPack 4.6.1" in out
     assert "sha256 verified for %d files" % marker["files_checked"] in out
     assert "skipped (no TensorRT" in out
     assert recap(out, "nano-a")["failed"] == "0"
@@ -109,3 +114,11 @@ def test_unreachable_host_is_reported(fleet_run):
     tmp, code, out = fleet_run
     assert recap(out, "nano-c")["unreachable"] == "1"
     assert not os.path.exists(os.path.join(tmp, "c"))
+
+
+def test_unsupported_l4t_release_is_refused_before_copy(fleet_run):
+    tmp, code, out = fleet_run
+    assert "nano-d: FAILED at step [Check the L4T release]" in out
+    assert "JetPack 4.5 or older" in out
+    assert os.listdir(os.path.join(tmp, "d", "releases")) == []
+    assert recap(out, "nano-d")["failed"] == "1"
