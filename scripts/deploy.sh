@@ -228,7 +228,10 @@ command -v "$LOCAL_PYTHON" >/dev/null 2>&1 \
 
 bundle_list="$("$LOCAL_PYTHON" "$REPO/scripts/remote_verify.py" files "$MODEL_DIR")" \
   || die "the local bundle $MODEL_DIR failed its check (see above); nothing was copied"
-mapfile -t BUNDLE_FILES <<<"$bundle_list"
+BUNDLE_FILES=()
+while IFS= read -r name; do
+  BUNDLE_FILES+=("$name")
+done <<<"$bundle_list"
 
 if [[ -n "$STAGE_ONLY" ]]; then
   [[ ! -e "$STAGE_ONLY" ]] || die "--stage-only $STAGE_ONLY already exists; pass a new folder"
