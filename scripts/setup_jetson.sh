@@ -182,6 +182,8 @@ else
   act "$VPY" -m pip install --upgrade "$PIP_SPEC"
   [[ -x "$ROOT$CUDA_HOME/bin/nvcc" ]] \
     || die "CUDA compiler $CUDA_HOME/bin/nvcc not found: pycuda is compiled on the device. Install JetPack's CUDA toolkit (sudo apt-get install nvidia-jetpack, or cuda-toolkit-10-2 on JetPack 4) and run this again"
+  # numpy first (pinned by the same file, used as constraints): pycuda's setup.py needs it to build.
+  act "$VPY" -m pip install -c "$APP/requirements/jetson.txt" numpy
   say "building pycuda against $CUDA_HOME (this takes several minutes on a Nano)"
   act env "PATH=$CUDA_HOME/bin:$PATH" "CUDA_ROOT=$CUDA_HOME" "$VPY" -m pip install -r "$APP/requirements/jetson.txt"
 fi

@@ -37,8 +37,10 @@ def test_jetpack_461_nano_plan(tmp_path):
     assert "python3-pip " not in install[0] + " " and "build-essential" not in install[0]  # already there
     assert any(c.endswith("-m venv --system-site-packages " + venv) for c in plan)
     assert any(c.endswith("-m pip install --upgrade pip<22") for c in plan)  # Python 3.6: pip below 22
-    pycuda = [c for c in plan if "requirements/jetson.txt" in c]
-    assert pycuda and "PATH=/usr/local/cuda/bin:" in pycuda[0] and "CUDA_ROOT=/usr/local/cuda" in pycuda[0]
+    numpy_first, pycuda = [c for c in plan if "requirements/jetson.txt" in c]
+    assert numpy_first.endswith("-m pip install -c %s/requirements/jetson.txt numpy" % ROOT)
+    assert pycuda.startswith("env PATH=/usr/local/cuda/bin:") and "CUDA_ROOT=/usr/local/cuda" in pycuda
+    assert pycuda.endswith("-m pip install -r %s/requirements/jetson.txt" % ROOT)
     assert plan[-1].endswith("-m edge_runtime info")
     assert not [c for c in plan if "swapfile" in c]
 
