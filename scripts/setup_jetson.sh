@@ -179,7 +179,7 @@ fi
 if [[ -x "$VPY" ]] && "$VPY" -c 'import numpy, pycuda.driver' >/dev/null 2>&1; then
   say "numpy $("$VPY" -c 'import numpy; print(numpy.__version__)') and pycuda already installed in the venv"
 else
-  act "$VPY" -m pip install --upgrade "$PIP_SPEC"
+  act "$VPY" -m pip install --upgrade "$PIP_SPEC" wheel  # wheel: pycuda builds a wheel, not a legacy install
   [[ -x "$ROOT$CUDA_HOME/bin/nvcc" ]] \
     || die "CUDA compiler $CUDA_HOME/bin/nvcc not found: pycuda is compiled on the device. Install JetPack's CUDA toolkit (sudo apt-get install nvidia-jetpack, or cuda-toolkit-10-2 on JetPack 4) and run this again"
   # numpy first (pinned by the same file, used as constraints): pycuda's setup.py needs it to build.

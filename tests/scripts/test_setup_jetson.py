@@ -36,7 +36,7 @@ def test_jetpack_461_nano_plan(tmp_path):
     assert "python3-venv" in install[0] and "python3-dev" in install[0]
     assert "python3-pip " not in install[0] + " " and "build-essential" not in install[0]  # already there
     assert any(c.endswith("-m venv --system-site-packages " + venv) for c in plan)
-    assert any(c.endswith("-m pip install --upgrade pip<22") for c in plan)  # Python 3.6: pip below 22
+    assert any(c.endswith("-m pip install --upgrade pip<22 wheel") for c in plan)  # Python 3.6: pip below 22
     numpy_first, pycuda = [c for c in plan if "requirements/jetson.txt" in c]
     assert numpy_first.endswith("-m pip install -c %s/requirements/jetson.txt numpy" % ROOT)
     assert pycuda.startswith("env PATH=/usr/local/cuda/bin:") and "CUDA_ROOT=/usr/local/cuda" in pycuda
@@ -88,7 +88,7 @@ def test_jetpack6_uses_current_pip(tmp_path):
                            str(tmp_path / "v"), "--no-swap")
     assert code == 0, err
     assert "JetPack 6.x" in out and "TensorRT Python module: 10.3.0" in out
-    assert any(c.endswith("-m pip install --upgrade pip") for c in planned(out))
+    assert any(c.endswith("-m pip install --upgrade pip wheel") for c in planned(out))
 
 
 @pytest.mark.parametrize("release, words", [
