@@ -297,3 +297,49 @@ def test_live_frames_carry_their_arrival_time():
         assert ok and before < src.frame_time <= time.perf_counter()
     finally:
         src.close()
+
+
+def test_csi_uri_opens_the_gstreamer_pipeline(monkeypatch):
+    opened = []
+
+    def fake_capture(target, api=None):
+        opened.append((target, api))
+        return FakeCapture()
+
+    monkeypatch.setattr(sources, "cv2_has_gstreamer", lambda build_info=None: True)
+    monkeypatch.setattr(cv2, "VideoCapture", fake_capture)
+    src = sources.open_source("csi://1?width=1920&height=1080&fps=30&flip=2")
+    try:
+        ok, frame, _ = src.read()
+    finally:
+        src.close()
+    assert ok and src.is_live
+    assert opened[0] == (sources.csi_pipeline(1, 1920, 1080, 30, 2), cv2.CAP_GSTREAMER)
+
+
+def test_rtsp_uses_gstreamer_when_present_else_ffmpeg(monkeypatch):
+    opened = []
+    monkeypatch.setattr(cv2, "VideoCapture", lambda target, api=None: opened.append((target, api)) or FakeCapture())
+    for has_gst in (True, False):
+        monkeypatch.setattr(sources, "cv2_has_gstreamer", lambda build_info=None, v=has_gst: v)
+        sources.open_source("rtsp://cam.local:8554/live").close()
+    assert opened[0] == (sources.rtsp_pipeline("rtsp://cam.local:8554/live"), cv2.CAP_GSTREAMER)
+    assert opened[1] == ("rtsp://cam.local:8554/live", cv2.CAP_FFMPEG)
+
+
+def test_v4l2_uri_sets_the_requested_mode(monkeypatch, tmp_path):
+    fake_dev = tmp_path / "video3"
+    fake_dev.write_bytes(b"")
+    settings = {}
+
+    class Cap(FakeCapture):
+        def set(self, prop, value):
+            settings[prop] = value
+            return True
+
+    opened = []
+    monkeypatch.setattr(cv2, "VideoCapture", lambda target, api=None: opened.append((target, api)) or Cap())
+    src = sources.open_source("v4l2://%s?width=640&height=480&fps=30" % fake_dev)
+    src.close()
+    assert opened[0] == (str(fake_dev), cv2.CAP_V4L2)
+    assert settings == {cv2.CAP_PROP_FRAME_WIDTH: 640, cv2.CAP_PROP_FRAME_HEIGHT: 480, cv2.CAP_PROP_FPS: 30}
