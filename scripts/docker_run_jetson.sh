@@ -91,8 +91,10 @@ run_or_print() {
 }
 
 if [[ "$BUILD" -eq 1 ]]; then
-  run_or_print docker build -f "$REPO/docker/Dockerfile.jetson" \
-    --build-arg "L4T_BASE=$BASE_IMAGE" --build-arg "L4T_TAG=$BASE_TAG" -t "$TAGGED" "$REPO" \
+  BUILD_ARGS=(--build-arg "L4T_BASE=$BASE_IMAGE" --build-arg "L4T_TAG=$BASE_TAG")
+  # l4t-jetpack images already carry JetPack's OpenCV; l4t-base (JetPack 4) installs it from apt
+  [[ "$BASE_IMAGE" != */l4t-jetpack ]] || BUILD_ARGS+=(--build-arg "OPENCV_PKG=")
+  run_or_print docker build -f "$REPO/docker/Dockerfile.jetson" "${BUILD_ARGS[@]}" -t "$TAGGED" "$REPO" \
     || { echo "$PROG: error: docker build failed for $TAGGED (see above)" >&2; exit 1; }
 fi
 

@@ -50,6 +50,7 @@ def test_release_maps_to_matching_image(tmp_path, bundle, release, base, tag):
     build, run = commands(out)
     assert build[:2] == ["docker", "build"]
     assert "L4T_BASE=" + base in build and "L4T_TAG=" + tag in build
+    assert ("OPENCV_PKG=" in build) == base.endswith("l4t-jetpack")  # JetPack 5/6 images ship OpenCV
     assert build[build.index("-t") + 1] == "nano-digits-jetson:" + tag
     assert build[build.index("-f") + 1].endswith("docker/Dockerfile.jetson")
     assert run[:4] == ["docker", "run", "--rm", "--runtime"] and run[4] == "nvidia"
