@@ -254,7 +254,8 @@ RELEASE_ID="$(date -u +%Y%m%dT%H%M%SZ)-$$"
 COMMIT="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 printf '{"release": "%s", "model": "%s", "commit": "%s", "from": "%s"}\n' \
   "$RELEASE_ID" "$MODEL_NAME" "$COMMIT" "$(hostname)" >"$LOCAL_STAGE/DEPLOY_INFO.json"
-"$LOCAL_PYTHON" "$REPO/scripts/remote_verify.py" sums "$LOCAL_STAGE" 2>/dev/null
+"$LOCAL_PYTHON" "$REPO/scripts/remote_verify.py" sums "$LOCAL_STAGE" 2>/dev/null \
+  || die "could not write SHA256SUMS for the release in $LOCAL_STAGE (is the disk full?)"
 STAGE_KB="$(du -sk "$LOCAL_STAGE" | cut -f1)"
 log "bundle $MODEL_NAME verified locally (${#BUNDLE_FILES[@]} files); release $RELEASE_ID is ${STAGE_KB} KiB"
 if [[ -n "$STAGE_ONLY" ]]; then
