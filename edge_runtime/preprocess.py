@@ -53,6 +53,9 @@ MAX_HEIGHT_OVER_WIDTH = 12.0
 MIN_WIDTH_PX = 2  # at the working size: one-pixel-wide runs are line remnants, not pen strokes
 MAX_FILL = 0.72
 LINE_FRACTION = 0.3  # horizontal runs longer than this fraction of the width are ruled lines
+DASH_LENGTH = 6  # a piece at most 2 px tall and this many times as wide is a ruling's stub
+CROSSING_RUN = 6  # a pen stroke crosses a ruled line with a run at least this long
+LINE_GAP = 7  # gaps up to this many pixels in a ruled line's mask are bridged
 VERTICAL_LINE_FRACTION = 0.6  # vertical runs longer than this fraction of the height are margin lines
 LIGHT_INK_MARGIN = 1.5  # light-ink features must beat dark ones by this factor to flip polarity
 MIN_PAPER_LEVEL = 16  # paper darker than this is not paper
@@ -62,7 +65,9 @@ MERGE_GAP = 0.08  # pieces closer than this fraction of the bigger piece's heigh
 MERGED_MAX_WIDTH_OVER_HEIGHT = 1.4
 STACKED_OVERLAP = 0.3  # stacked pieces share at least this fraction of the narrower one's width
 MERGED_MAX_GROWTH = 1.5  # and together are at most this much taller than the bigger piece
+FRAGMENT_GAP = 0.15  # and may be this far (fraction of the big piece's height) from it
 FRAGMENT_HEIGHT = 0.35  # a piece this much shorter than its neighbour may be a broken-off fragment
+NOISE_CHECK_COVERAGE = 0.01  # above this much ink, check that it is strokes, not specks
 MAX_INK_COVERAGE = 0.25  # more of the frame than this looks like ink: noise or texture, not paper
 DARK_REGION = 0.5  # paper under a digit darker than this fraction of the paper around it: a dark object
 BORDER_PX = 3  # at the working size: components this close to the edge are cut by it
@@ -267,7 +272,7 @@ def _should_merge(a, b):
             return True  # (two halves of a broken 3 or 8 are allowed when they nearly touch)
     # A small fragment right next to a big piece.
     gap = max(-x_overlap, -y_overlap)
-    return small_h < FRAGMENT_HEIGHT * big_h and gap <= tolerance
+    return small_h < FRAGMENT_HEIGHT * big_h and gap <= max(tolerance, FRAGMENT_GAP * big_h)
 
 
 def merge_fragments(boxes):
@@ -294,18 +299,28 @@ def merge_fragments(boxes):
 def remove_ruled_lines(mask, length, vertical_length=None):
     """Drop long straight horizontal and vertical runs (rulings, margin lines) from ``mask``.
 
-    Cheap when there are none: a row/column projection decides whether the openings are needed.
+    A line's mask is often broken (noise at the threshold) and drifts by a pixel or two over
+    the frame (perspective), so the mask is first smeared along the line and by one pixel across
+    it; runs that then stay longer than ``length`` are lines. Pixels of pen strokes that cross a
+    line (long runs across it) are kept. Cheap when there are no lines: a row/column projection
+    decides whether the openings are needed.
     """
-    lines = None
-    rows = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
-    if rows.max() >= 255 * length:
-        lines = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    removed = None
     vertical_length = vertical_length or length
+    rows = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+    if rows.max() >= 255 * length // 2:
+        smeared = cv2.dilate(mask, np.ones((3, LINE_GAP), np.uint8))
+        lines = cv2.morphologyEx(smeared, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+        strokes = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((CROSSING_RUN, 1), np.uint8))
+        removed = cv2.subtract(cv2.bitwise_and(lines, mask), strokes)
     columns = cv2.reduce(mask, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
-    if columns.max() >= 255 * vertical_length:
-        vertical = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((vertical_length, 1), np.uint8))
-        lines = vertical if lines is None else cv2.bitwise_or(lines, vertical)
-    return mask if lines is None else cv2.subtract(mask, lines)
+    if columns.max() >= 255 * vertical_length // 2:
+        smeared = cv2.dilate(mask, np.ones((LINE_GAP, 3), np.uint8))
+        lines = cv2.morphologyEx(smeared, cv2.MORPH_OPEN, np.ones((vertical_length, 1), np.uint8))
+        strokes = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, CROSSING_RUN), np.uint8))
+        vertical = cv2.subtract(cv2.bitwise_and(lines, mask), strokes)
+        removed = vertical if removed is None else cv2.bitwise_or(removed, vertical)
+    return mask if removed is None else cv2.subtract(mask, removed)
 
 
 def _normalise_roi(roi, shape):
@@ -377,6 +392,17 @@ def _crop_for_digit(work, contours, box):
     return cv2.convertScaleAbs(cv2.subtract(ink, floor), alpha=255.0 / (top - floor))
 
 
+def _looks_like_noise(mask):
+    """Too much 'ink', or ink that is mostly isolated specks (which a 2x2 opening removes)."""
+    inked = cv2.countNonZero(mask)
+    if inked > MAX_INK_COVERAGE * mask.size:
+        return True
+    if inked < NOISE_CHECK_COVERAGE * mask.size:
+        return False
+    solid = cv2.countNonZero(cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)))
+    return solid < 0.5 * inked
+
+
 def _work_from_frame(image, polarity):
     h, w = image.shape[:2]
     scale = min(1.0, float(WORK_SIDE) / max(h, w))
@@ -400,7 +426,11 @@ def _work_from_frame(image, polarity):
     threshold = max(INK_FLOOR * 255.0, INK_LOW * strong)
     strong_level = max(INK_FLOOR * 255.0, INK_RELATIVE * strong)
     _, mask = cv2.threshold(ink, threshold, 255, cv2.THRESH_BINARY)
+    if cv2.countNonZero(mask) > MAX_INK_COVERAGE * mask.size:
+        mask[:] = 0  # noise or texture, not handwriting on paper
     mask = remove_ruled_lines(mask, max(15, int(LINE_FRACTION * work_w)), max(15, int(VERTICAL_LINE_FRACTION * work_h)))
+    if _looks_like_noise(mask):
+        mask[:] = 0
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     work = _Work(image, paper, mask, ink, strong_level, float(work_w) / w, float(work_h) / h, dark)
     return work, {"ink": ink, "mask": mask, "threshold": threshold, "dark": dark}
@@ -430,8 +460,6 @@ def _at_border(box, width, height):
 def _candidates(work, min_h, max_pieces=400):
     """Digit-shaped groups of contours at the working size: [(box, contours, ink pixels)]."""
     work_h, work_w = work.mask.shape
-    if cv2.countNonZero(work.mask) > MAX_INK_COVERAGE * work_h * work_w:
-        return []  # noise or texture, not handwriting on paper
     found = cv2.findContours(work.mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     contours = found[-2]  # OpenCV 3 returns 3 values, OpenCV 4 two
     if not contours:
@@ -442,6 +470,8 @@ def _candidates(work, min_h, max_pieces=400):
         box = cv2.boundingRect(contour)
         if max(box[2], box[3]) < speck or box[3] > MAX_DIGIT_FRACTION * work_h or _at_border(box, work_w, work_h):
             continue
+        if box[3] <= 2 and box[2] >= DASH_LENGTH * box[3]:
+            continue  # a stub of a ruled line, not part of a digit
         pieces.append(box)
         piece_contours.append(contour)
     if len(pieces) > max_pieces:  # a noise frame: keep the biggest pieces only

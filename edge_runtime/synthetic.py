@@ -160,7 +160,10 @@ class SyntheticCamera(object):
 
     # rendering -----------------------------------------------------------------
     def render(self, scene):
-        """Scene number -> (BGR frame, truth); the same (seed, scene) always gives the same frame."""
+        """Scene number -> (BGR frame, truth); the same (seed, scene) always gives the same frame.
+
+        Each truth item also names its "source": the index of the digit in ``self.images``.
+        """
         rng = np.random.RandomState((self.seed * 1000003 + scene * 7919) % (2**32))
         camera = self.effects == "camera"
         paper = self._paper(rng, camera)
@@ -182,7 +185,8 @@ class SyntheticCamera(object):
             region[:] = region * (1.0 - a) + np.asarray(colour, np.float32) * a
             box = _ink_bbox(alpha)
             if box is not None:
-                truth.append({"bbox": [x0 + box[0], y0 + box[1], box[2], box[3]], "digit": int(self.labels[index])})
+                bbox = [x0 + box[0], y0 + box[1], box[2], box[3]]
+                truth.append({"bbox": bbox, "digit": int(self.labels[index]), "source": int(index)})
         if camera:
             frame = self._camera_effects(rng, frame)
         frame = np.clip(frame, 0, 255).astype(np.uint8)
