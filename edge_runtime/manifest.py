@@ -146,9 +146,8 @@ def validate(manifest, where="manifest"):
     n_classes = out["shape"][-1]
     labels = manifest["labels"]
     if not isinstance(labels, list) or len(labels) != n_classes:
-        raise ManifestError(
-            "%s: %d labels but the output has %d classes" % (where, len(labels) if isinstance(labels, list) else -1, n_classes)
-        )
+        count = len(labels) if isinstance(labels, list) else -1
+        raise ManifestError("%s: %d labels but the output has %d classes" % (where, count, n_classes))
     pre = manifest["preprocess"]
     for key in ("size", "box", "scale", "foreground"):
         if key not in pre:

@@ -79,10 +79,11 @@ def create_backend(manifest, prefer="auto", **options):
     missing = missing_modules(name)
     if missing:
         others = [b for b in available_backends() if b != name]
+        alternatives = ("Available here: --backend " + " | ".join(others)) if others else (
+            "No other backend is available either.")
         raise BackendError(
             "backend %r is not available: cannot import %s. Install: %s. %s"
-            % (name, ", ".join(missing), hint,
-               ("Available here: --backend " + " | ".join(others)) if others else "No other backend is available either.")
+            % (name, ", ".join(missing), hint, alternatives)
         )
     return backend_class(name)(manifest, **options)
 
