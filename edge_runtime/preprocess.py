@@ -65,9 +65,11 @@ MERGE_GAP = 0.08  # pieces closer than this fraction of the bigger piece's heigh
 MERGED_MAX_WIDTH_OVER_HEIGHT = 1.4
 STACKED_OVERLAP = 0.3  # stacked pieces share at least this fraction of the narrower one's width
 MERGED_MAX_GROWTH = 1.5  # and together are at most this much taller than the bigger piece
+MERGED_MAX_SPAN = 2.2  # merged pieces taller than this many times their tallest piece are several digits
 FRAGMENT_GAP = 0.15  # and may be this far (fraction of the big piece's height) from it
 FRAGMENT_HEIGHT = 0.35  # a piece this much shorter than its neighbour may be a broken-off fragment
 NOISE_CHECK_COVERAGE = 0.01  # above this much ink, check that it is strokes, not specks
+NOISE_SOLID = 0.25  # ...and noise if less than this fraction of it survives a 2x2 opening
 MAX_INK_COVERAGE = 0.25  # more of the frame than this looks like ink: noise or texture, not paper
 DARK_REGION = 0.5  # paper under a digit darker than this fraction of the paper around it: a dark object
 BORDER_PX = 3  # at the working size: components this close to the edge are cut by it
@@ -296,6 +298,13 @@ def merge_fragments(boxes):
     return boxes, groups
 
 
+def _band_max(sums):
+    """Largest sum over 3 neighbouring rows (columns): a slanted, broken line spreads over a few."""
+    if sums.size < 3:
+        return int(sums.max()) if sums.size else 0
+    return int((sums[:-2] + sums[1:-1] + sums[2:]).max())
+
+
 def remove_ruled_lines(mask, length, vertical_length=None):
     """Drop long straight horizontal and vertical runs (rulings, margin lines) from ``mask``.
 
@@ -307,14 +316,14 @@ def remove_ruled_lines(mask, length, vertical_length=None):
     """
     removed = None
     vertical_length = vertical_length or length
-    rows = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
-    if rows.max() >= 255 * length // 2:
+    rows = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+    if _band_max(rows) >= 255 * length // 2:
         smeared = cv2.dilate(mask, np.ones((3, LINE_GAP), np.uint8))
         lines = cv2.morphologyEx(smeared, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
         strokes = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((CROSSING_RUN, 1), np.uint8))
         removed = cv2.subtract(cv2.bitwise_and(lines, mask), strokes)
-    columns = cv2.reduce(mask, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
-    if columns.max() >= 255 * vertical_length // 2:
+    columns = cv2.reduce(mask, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+    if _band_max(columns) >= 255 * vertical_length // 2:
         smeared = cv2.dilate(mask, np.ones((LINE_GAP, 3), np.uint8))
         lines = cv2.morphologyEx(smeared, cv2.MORPH_OPEN, np.ones((vertical_length, 1), np.uint8))
         strokes = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, CROSSING_RUN), np.uint8))
@@ -400,7 +409,7 @@ def _looks_like_noise(mask):
     if inked < NOISE_CHECK_COVERAGE * mask.size:
         return False
     solid = cv2.countNonZero(cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)))
-    return solid < 0.5 * inked
+    return solid < NOISE_SOLID * inked
 
 
 def _work_from_frame(image, polarity):
@@ -480,11 +489,19 @@ def _candidates(work, min_h, max_pieces=400):
         piece_contours = [piece_contours[i] for i in order]
     merged, groups = merge_fragments(pieces)
     out = []
-    for box, group in zip(merged, groups):  # noqa: B905 (Python 3.6)
+    queue = list(zip(merged, groups))  # noqa: B905 (Python 3.6)
+    for box, group in queue:
         x, y, w, h = box
-        if h < min_h or h > MAX_DIGIT_FRACTION * work_h:
-            continue
-        if w > MAX_WIDTH_OVER_HEIGHT * h or h > MAX_HEIGHT_OVER_WIDTH * w or w < MIN_WIDTH_PX:
+        digit_shaped = (
+            min_h <= h <= MAX_DIGIT_FRACTION * work_h
+            and w <= MAX_WIDTH_OVER_HEIGHT * h
+            and h <= MAX_HEIGHT_OVER_WIDTH * w
+            and w >= MIN_WIDTH_PX
+            and (len(group) == 1 or h <= MERGED_MAX_SPAN * max(pieces[g][3] for g in group))
+        )
+        if not digit_shaped:
+            if len(group) > 1:  # a chain of neighbours merged too far: try its pieces one by one
+                queue.extend((pieces[g], [g]) for g in group)
             continue
         if _inside_dark_region(work.paper, box):
             continue  # the outline of a dark object (a phone, a shadowed hole), not handwriting

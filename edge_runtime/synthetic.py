@@ -211,7 +211,7 @@ class SyntheticCamera(object):
             colour = np.array([220, 190, 160] if rng.rand() < 0.7 else [170, 170, 170], np.float32)
             thickness = rng.randint(1, 3)
             for yy in range(offset, h, spacing):
-                cv2.line(paper, (0, yy), (w - 1, yy + rng.randint(-3, 4)), colour.tolist(), thickness)
+                cv2.line(paper, (0, yy), (w - 1, yy + int(rng.randint(-3, 4))), colour.tolist(), int(thickness))
         # uneven light: a linear gradient times a vignette
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
         gx, gy = rng.uniform(-0.35, 0.35, size=2)
