@@ -191,7 +191,7 @@ def build_lstm():
 
 # Sized for `make train` on a 2-core CPU (about 11 minutes for mlp + cnn); raise --epochs on a GPU.
 _MLP = TrainDefaults(epochs=20, batch_size=256, lr=2e-3, lr_decay=0.85, patience=5, augment=True)
-_CNN = TrainDefaults(epochs=9, batch_size=128, lr=3e-3, lr_decay=0.7, patience=4, augment=True)
+_CNN = TrainDefaults(epochs=10, batch_size=128, lr=2e-3, lr_decay=0.75, patience=4, augment=True)
 
 ZOO = [
     ZooEntry("softmax", build_softmax, "softmax regression 784-10",
