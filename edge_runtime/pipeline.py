@@ -5,7 +5,8 @@
     print(summary.format())
 
 * Capture runs in a thread, digit detection in ``workers`` threads (1 by default; more
-  use more cores, order is kept), inference in another, outputs in the calling thread
+  use more cores, order is kept; 0 = in the inference thread, the lowest latency when
+  cores are scarce), inference in another, outputs in the calling thread
   (OpenCV windows want the main thread). Stages are joined by small bounded channels,
   so the frame rate is set by the slowest stage.
 * Live sources: newest frame wins (a stage never works on a stale frame).
@@ -392,9 +393,9 @@ class Pipeline(object):
         self.stop = stop_event or threading.Event()
         self.on_result = on_result
         live = bool(getattr(source, "is_live", False))
-        self.workers = max(1, int(workers))
+        self.workers = max(0, int(workers))  # 0: detect in the inference thread (no hand-over)
         self.to_recognition = FrameChannel(channel_capacity, newest_wins=live)
-        self.to_infer = ReorderBuffer(self.workers)
+        self.to_infer = ReorderBuffer(max(1, self.workers))
         self.to_output = FrameChannel(channel_capacity, newest_wins=live)
         self._dispatch_lock = threading.Lock()
         self._dispatched = 0
@@ -494,13 +495,18 @@ class Pipeline(object):
                 self.backend_ready.set()
             smoother = TemporalSmoother(self.smooth_window) if self.smooth_window > 0 else None
             classify = _Classifier(net, self.manifest, self.min_confidence, smoother)
+            fused = self.workers == 0
+            detector = (self.detector or default_detector()) if fused else None
             while not self.stop.is_set():
                 try:
-                    item = self.to_infer.get()
+                    item = self.to_recognition.get() if fused else self.to_infer.get()
                 except Closed:
                     break
-                if item is not None:
-                    self.to_output.put(classify(item), self.stop)
+                if item is None:
+                    continue
+                if fused:
+                    detect_digits(item, detector, self.manifest, self.roi, self.max_digits)
+                self.to_output.put(classify(item), self.stop)
         except Exception as exc:
             LOG.debug("inference failed", exc_info=True)
             self.errors.append(exc)
@@ -614,8 +620,9 @@ def run_pipeline(source, backend_name, manifest, outputs=(), max_frames=None, **
     detector (callable like preprocess.digits_from_frame), roi (x, y, w, h), max_digits (32),
     backend_options (dict for the backend class, e.g. intra_op_threads), stop_event
     (threading.Event), on_result (callback per FrameResult in the output thread),
-    channel_capacity (1), workers (1: digit-detection threads). Backend and setup errors are raised; a source that fails
-    mid-run ends the run and is reported in ``summary.error``.
+    channel_capacity (1), workers (1 digit-detection thread; 0 = detect in the inference thread).
+    Backend and setup errors are raised; a source that fails mid-run ends the run and is
+    reported in ``summary.error``.
     Outputs are opened and closed by the caller.
     """
     return Pipeline(source, backend_name, manifest, outputs=outputs, max_frames=max_frames, **options).run()

@@ -319,3 +319,15 @@ def test_latency_of_live_frames_starts_when_they_arrive(tiny_bundle):
     assert summary.frames == 4
     assert stages["capture"]["p50"] >= 15  # waiting for the camera is capture time ...
     assert stages["total"]["p50"] < 15  # ... but not frame latency
+
+
+def test_workers_zero_detects_in_the_inference_thread(tiny_bundle):
+    det = JitteryDetector(2)
+    results = []
+    levels = [20, 70, 120, 170, 220]
+    summary = run_pipeline(MemorySource(frames_with_levels(levels), names=[str(v) for v in levels]), "onnxruntime",
+                           tiny_bundle, detector=det, workers=0, on_result=results.append)
+    assert summary.frames == 5 and [r.name for r in results] == [str(v) for v in levels]
+    assert det.threads == {"infer"}
+    for r in results:
+        assert np.abs(r.probs - linear_reference(GridDetector(2)(r.frame, None)[1])).max() < 1e-5
