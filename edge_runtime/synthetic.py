@@ -168,25 +168,31 @@ class SyntheticCamera(object):
         camera = self.effects == "camera"
         paper = self._paper(rng, camera)
         count = rng.randint(max(1, (self.digits + 1) // 2), self.digits + 1) if self.digits > 0 else 0
-        placed = self._place(rng, count)
         ink_colour = self._ink_colour(rng, camera)
         frame = paper
-        truth = []
-        for x, y, size in placed:
+        truth, placed = [], []
+        for _ in range(count):
+            size = min(int(rng.randint(MIN_DIGIT_PX, MAX_DIGIT_PX + 1)), int(0.8 * min(self.width, self.height)))
             index = rng.randint(len(self.images))
             alpha = self._stroke_alpha(rng, self.images[index], size, camera)
-            h, w = alpha.shape
-            x0, y0 = x - w // 2, y - h // 2
-            x0 = int(np.clip(x0, 0, self.width - w))
-            y0 = int(np.clip(y0, 0, self.height - h))
-            region = frame[y0 : y0 + h, x0 : x0 + w]
-            a = alpha[:, :, None]
+            box = _ink_bbox(alpha)
+            if box is None:
+                continue
+            corner = self._free_corner(rng, box[2], box[3], placed)
+            if corner is None:
+                continue
+            placed.append((corner[0], corner[1], box[2], box[3]))
+            # Draw the stroke patch so that its ink box lands on the free spot.
+            x0, y0 = corner[0] - box[0], corner[1] - box[1]
+            ax0, ay0 = max(0, -x0), max(0, -y0)
+            ax1 = min(alpha.shape[1], self.width - x0)
+            ay1 = min(alpha.shape[0], self.height - y0)
+            a = alpha[ay0:ay1, ax0:ax1, None]
+            region = frame[y0 + ay0 : y0 + ay1, x0 + ax0 : x0 + ax1]
             colour = ink_colour if not camera or rng.rand() < 0.8 else self._ink_colour(rng, camera)
             region[:] = region * (1.0 - a) + np.asarray(colour, np.float32) * a
-            box = _ink_bbox(alpha)
-            if box is not None:
-                bbox = [x0 + box[0], y0 + box[1], box[2], box[3]]
-                truth.append({"bbox": bbox, "digit": int(self.labels[index]), "source": int(index)})
+            bbox = [corner[0], corner[1], box[2], box[3]]
+            truth.append({"bbox": bbox, "digit": int(self.labels[index]), "source": int(index)})
         if camera:
             frame = self._camera_effects(rng, frame)
         frame = np.clip(frame, 0, 255).astype(np.uint8)
@@ -228,26 +234,20 @@ class SyntheticCamera(object):
             light = light * (1.0 - rng.uniform(0.2, 0.45) * shadow)
         return paper * light[:, :, None]
 
-    def _place(self, rng, count):
-        """Non-overlapping (centre x, centre y, ink height) triples."""
-        placed = []
-        margin = 8
-        for _ in range(count):
-            for _attempt in range(40):
-                size = int(rng.randint(MIN_DIGIT_PX, MAX_DIGIT_PX + 1))
-                size = min(size, int(0.8 * min(self.width, self.height)))
-                half = int(size * 0.75)  # the 28x28 canvas scaled to size*28/20, halved
-                if self.width - 2 * half - 2 * margin <= 0 or self.height - 2 * half - 2 * margin <= 0:
-                    break
-                x = rng.randint(half + margin, self.width - half - margin)
-                y = rng.randint(half + margin, self.height - half - margin)
-                if all(
-                    abs(x - px) > 0.55 * (size + ps) + margin or abs(y - py) > 0.55 * (size + ps) + margin
-                    for px, py, ps in placed
-                ):
-                    placed.append((x, y, size))
-                    break
-        return placed
+    def _free_corner(self, rng, w, h, placed, margin=8):
+        """Top-left corner for a w x h ink box, clear of the frame edge and of the placed boxes (or None)."""
+        if self.width - w - 2 * margin <= 0 or self.height - h - 2 * margin <= 0:
+            return None
+        for _attempt in range(40):
+            x = int(rng.randint(margin, self.width - w - margin))
+            y = int(rng.randint(margin, self.height - h - margin))
+            if all(
+                x + w + gap < px or px + pw + gap < x or y + h + gap < py or py + ph + gap < y
+                for px, py, pw, ph in placed
+                for gap in [margin + 0.15 * max(h, ph)]
+            ):
+                return x, y
+        return None
 
     def _ink_colour(self, rng, camera):
         if not camera:
