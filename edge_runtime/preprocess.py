@@ -466,6 +466,14 @@ def _at_border(box, width, height):
     return x < BORDER_PX or y < BORDER_PX or x + w > width - BORDER_PX or y + h > height - BORDER_PX
 
 
+def _several_digits(height, piece_heights, min_h):
+    """A merged group that is a chain of neighbouring digits rather than one broken digit:
+    at least two digit-sized pieces, and much taller than the tallest of them."""
+    if sum(1 for ph in piece_heights if ph >= 2 * min_h) < 2:
+        return False
+    return height > MERGED_MAX_SPAN * max(piece_heights)
+
+
 def _candidates(work, min_h, max_pieces=400):
     """Digit-shaped groups of contours at the working size: [(box, contours, ink pixels)]."""
     work_h, work_w = work.mask.shape
@@ -497,7 +505,7 @@ def _candidates(work, min_h, max_pieces=400):
             and w <= MAX_WIDTH_OVER_HEIGHT * h
             and h <= MAX_HEIGHT_OVER_WIDTH * w
             and w >= MIN_WIDTH_PX
-            and (len(group) == 1 or h <= MERGED_MAX_SPAN * max(pieces[g][3] for g in group))
+            and not _several_digits(h, [pieces[g][3] for g in group], min_h)
         )
         if not digit_shaped:
             if len(group) > 1:  # a chain of neighbours merged too far: try its pieces one by one
