@@ -60,6 +60,7 @@ VERTICAL_LINE_FRACTION = 0.6  # vertical runs longer than this fraction of the h
 LIGHT_INK_MARGIN = 1.5  # light-ink features must beat dark ones by this factor to flip polarity
 MIN_PAPER_LEVEL = 16  # paper darker than this is not paper
 CROP_FLOOR = 0.3  # in a crop, ink below this fraction of the stroke level is background
+DETAIL_FACTOR = 2  # digits this many model boxes tall at the working size are cut from it, not full res
 CROP_TOP = 0.85  # and ink above this fraction is full white
 MERGE_GAP = 0.08  # pieces closer than this fraction of the bigger piece's height may be one digit
 MERGED_MAX_WIDTH_OVER_HEIGHT = 1.4
@@ -311,25 +312,32 @@ def remove_ruled_lines(mask, length, vertical_length=None):
     A line's mask is often broken (noise at the threshold) and drifts by a pixel or two over
     the frame (perspective), so the mask is first smeared along the line and by one pixel across
     it; runs that then stay longer than ``length`` are lines. Pixels of pen strokes that cross a
-    line (long runs across it) are kept. Cheap when there are no lines: a row/column projection
-    decides whether the openings are needed.
+    line (long runs across it) are kept. The search runs at half size; it is skipped when a
+    row/column projection shows no line.
     """
-    removed = None
     vertical_length = vertical_length or length
     rows = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
-    if _band_max(rows) >= 255 * length // 2:
-        smeared = cv2.dilate(mask, np.ones((3, LINE_GAP), np.uint8))
-        lines = cv2.morphologyEx(smeared, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
-        strokes = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((CROSSING_RUN, 1), np.uint8))
-        removed = cv2.subtract(cv2.bitwise_and(lines, mask), strokes)
     columns = cv2.reduce(mask, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
-    if _band_max(columns) >= 255 * vertical_length // 2:
-        smeared = cv2.dilate(mask, np.ones((LINE_GAP, 3), np.uint8))
-        lines = cv2.morphologyEx(smeared, cv2.MORPH_OPEN, np.ones((vertical_length, 1), np.uint8))
-        strokes = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, CROSSING_RUN), np.uint8))
-        vertical = cv2.subtract(cv2.bitwise_and(lines, mask), strokes)
-        removed = vertical if removed is None else cv2.bitwise_or(removed, vertical)
-    return mask if removed is None else cv2.subtract(mask, removed)
+    horizontal = _band_max(rows) >= 255 * length // 2
+    vertical = _band_max(columns) >= 255 * vertical_length // 2
+    if not horizontal and not vertical:
+        return mask
+    h, w = mask.shape
+    half = cv2.resize(mask, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    _, half = cv2.threshold(half, 0, 255, cv2.THRESH_BINARY)  # any ink in the 2x2 cell
+    gap = LINE_GAP // 2 + 1
+    removed = np.zeros_like(mask)
+    for needed, smear, run, across in (
+        (horizontal, (2, gap), (1, max(2, length // 2)), (CROSSING_RUN, 1)),
+        (vertical, (gap, 2), (max(2, vertical_length // 2), 1), (1, CROSSING_RUN)),
+    ):
+        if not needed:
+            continue
+        lines = cv2.morphologyEx(cv2.dilate(half, np.ones(smear, np.uint8)), cv2.MORPH_OPEN, np.ones(run, np.uint8))
+        lines = cv2.resize(lines, (w, h), interpolation=cv2.INTER_NEAREST)
+        strokes = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(across, np.uint8))
+        removed = cv2.bitwise_or(removed, cv2.subtract(cv2.bitwise_and(lines, mask), strokes))
+    return cv2.subtract(mask, removed)
 
 
 def _normalise_roi(roi, shape):
@@ -352,7 +360,8 @@ def _reading_order(items):
     """Sort (box, ...) tuples top-to-bottom in rows, then left-to-right."""
     if not items:
         return items
-    median_h = float(np.median([it[0][3] for it in items]))
+    heights = sorted(it[0][3] for it in items)
+    median_h = float(heights[len(heights) // 2])
     return sorted(items, key=lambda it: (int((it[0][1] + it[0][3] / 2.0) // max(1.0, median_h)), it[0][0]))
 
 
@@ -369,29 +378,37 @@ class _Work(NamedTuple):
     dark: bool
 
 
-def _crop_for_digit(work, contours, box):
-    """White-on-black uint8 crop of one digit from the full-resolution frame, cut to its own strokes."""
+def _crop_for_digit(work, contours, box, enough_pixels):
+    """White-on-black uint8 crop of one digit, cut to its own strokes.
+
+    A digit at least ``enough_pixels`` tall at the working size is cut from the working ink map
+    (it is downscaled to the model's box anyway); smaller ones from the full-resolution frame.
+    """
     bx, by, bw, bh = box
     wh, ww = work.mask.shape
     pad = max(1, int(round(0.1 * max(bw, bh))))
     x0, y0 = max(0, bx - pad), max(0, by - pad)
     x1, y1 = min(ww, bx + bw + pad), min(wh, by + bh + pad)
-    full_h, full_w = work.image.shape[:2]
-    fx0, fy0 = int(x0 / work.scale_x), int(y0 / work.scale_y)
-    fx1 = min(full_w, max(fx0 + 1, int(np.ceil(x1 / work.scale_x))))
-    fy1 = min(full_h, max(fy0 + 1, int(np.ceil(y1 / work.scale_y))))
-    gray = darkness_source(work.image[fy0:fy1, fx0:fx1])
-    if not work.dark:
-        gray = cv2.bitwise_not(gray)
-    size = (gray.shape[1], gray.shape[0])
-    paper = cv2.resize(work.paper[y0:y1, x0:x1], size, interpolation=cv2.INTER_LINEAR)
-    ink = ink_from_gray(gray, paper)
     # The digit's own strokes (filled outlines at the working size), grown a little for soft edges.
     own = np.zeros((y1 - y0, x1 - x0), np.uint8)
     cv2.drawContours(own, contours, -1, 255, -1, offset=(-x0, -y0))
-    own = cv2.resize(own, size, interpolation=cv2.INTER_NEAREST)
-    grow = 2 * max(1, int(round(1.0 / work.scale_x))) + 1
-    own = cv2.dilate(own, np.ones((grow, grow), np.uint8))
+    if bh >= enough_pixels or work.scale_x >= 1.0:
+        ink = work.ink[y0:y1, x0:x1]
+        own = cv2.dilate(own, np.ones((3, 3), np.uint8))
+    else:
+        full_h, full_w = work.image.shape[:2]
+        fx0, fy0 = int(x0 / work.scale_x), int(y0 / work.scale_y)
+        fx1 = min(full_w, max(fx0 + 1, int(np.ceil(x1 / work.scale_x))))
+        fy1 = min(full_h, max(fy0 + 1, int(np.ceil(y1 / work.scale_y))))
+        gray = darkness_source(work.image[fy0:fy1, fx0:fx1])
+        if not work.dark:
+            gray = cv2.bitwise_not(gray)
+        size = (gray.shape[1], gray.shape[0])
+        paper = cv2.resize(work.paper[y0:y1, x0:x1], size, interpolation=cv2.INTER_LINEAR)
+        ink = ink_from_gray(gray, paper)
+        own = cv2.resize(own, size, interpolation=cv2.INTER_NEAREST)
+        grow = 2 * max(1, int(round(1.0 / work.scale_x))) + 1
+        own = cv2.dilate(own, np.ones((grow, grow), np.uint8))
     ink = cv2.bitwise_and(ink, own)
     # Contrast stretch: the stroke core becomes white, faint ink (rulings, paper texture) black.
     strong = _quantile_from_hist(cv2.calcHist([ink], [0], own, [256], [0, 256]).ravel(), 0.95)
@@ -547,7 +564,8 @@ def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, pol
     found = _reading_order(found)
     boxes, crops = [], []
     for box, contours, _ in found:
-        crops.append(normalized_uint8(_crop_for_digit(work, contours, box), pre))
+        crop = _crop_for_digit(work, contours, box, DETAIL_FACTOR * int(_pre_value(pre, "box")))
+        crops.append(normalized_uint8(crop, pre))
         x, y, w, h = box
         fx, fy = int(round(x / work.scale_x)), int(round(y / work.scale_y))
         fw, fh = int(round(w / work.scale_x)), int(round(h / work.scale_y))
