@@ -4,32 +4,40 @@ Runs on the Jetson (Python 3.6, numpy 1.19, OpenCV 4.1) and on the workstation;
 imports only numpy and cv2. Every size and scale comes from the manifest's
 ``preprocess`` dict (see ``edge_runtime.manifest.DEFAULT_PREPROCESS``).
 
-Detection approach (``digits_from_frame``), all vectorised OpenCV at a reduced
-working resolution (the longer side is brought down to about 320 px):
+Detection approach (``digits_from_frame``): vectorised OpenCV at a working size
+(the longer side brought down to 320 px), about 1-1.5 ms for a 640x480 frame with six
+digits on one core of a busy 2-core x86 box; the per-digit work is a few small crops.
 
-1. Gray: BGR/BGRA/gray -> one channel (coloured pens become dark gray).
-2. Polarity: dark ink on light paper is the default; if the histogram says the
-   background is dark and the ink light, the image is inverted.
-3. Paper normalisation: the paper's brightness is estimated by a max filter
-   (morphological dilation, which removes ink strokes) on a 1/4-size copy,
-   smoothed and scaled back up. ``ink = 1 - gray / paper`` is then independent
-   of uneven light, vignetting and soft shadows.
-4. Threshold: ink above ``max(floor, 0.45 * strong-ink level of the frame)``.
-   Light notebook rulings and JPEG noise fall below it; dark pen strokes stay.
-   Long straight horizontal/vertical runs (ruled lines, margin lines) are
-   removed by a morphological opening with a long line kernel.
-5. Components: ``connectedComponentsWithStats`` after a small closing; pieces of
-   one digit (a stroke with a gap, a 5's detached bar) are merged by box rules
-   (stacked pieces, overlapping boxes, a small fragment next to a big piece) that
-   keep the merged box digit-shaped.
-6. Rejection: specks (too small), lines and text-line fragments (too wide or too
-   thin), solid dark regions (too full), anything touching the frame or ROI edge
-   (paper edges, shadows, half-visible digits) and components with weak ink.
-7. Crop: each digit's ink (from the full-resolution frame, masked to its own
-   component so neighbours and ruled lines are cut away, contrast-stretched so
-   the stroke core is white) goes through ``normalize_digit``: LeCun's MNIST
-   normalisation (fit into box x box keeping the aspect ratio with INTER_AREA,
-   place in size x size centred by centre of mass).
+1. Ink image: BGR/BGRA -> the minimum over B, G, R, so blue and red pens are as dark
+   as black ones (gray frames are used as they are).
+2. Polarity: dark ink on light paper unless thin light features (top-hat) clearly
+   outweigh thin dark ones (black-hat): chalk on a board, white on black. Big dark
+   areas (a shadow, the table) do not flip it because only thin features count.
+3. Paper: a closing (max then min filter) on a 1/4-size copy removes the strokes and
+   keeps the edges of shadows; ``ink = 1 - gray / paper`` is then independent of
+   uneven light, vignetting, exposure and soft shadows.
+4. Threshold: ``ink > max(16 %, 0.45 * the frame's strong-ink level)``. Frames where
+   the "ink" covers too much, or is mostly isolated specks, are noise: no digits.
+5. Ruled and margin lines: where a row/column projection shows a long line, runs
+   longer than 30 % of the width (60 % of the height) are found at half size after
+   smearing along the line (bridges breaks and a pixel of slant) and removed, except
+   the pixels of pen strokes that cross them (long runs across the line).
+6. Pieces: external contours. Pieces of one digit (a stroke with a gap, a 5's
+   detached bar, halves of a broken 3 or 8) are merged by box rules: overlapping
+   boxes, stacked pieces sharing their x-range and nearly touching, or a small
+   fragment close to a big piece; the merged box must stay digit-shaped, and a
+   merged chain of several digit-sized pieces is split back into its pieces.
+7. Rejection: specks, stubs of rulings, anything touching the frame or ROI edge
+   (paper edges, shadows, digits cut by the frame), too wide (w > 2.5 h) or too
+   thin shapes (text-line fragments, line remnants), solid dark blobs and the
+   outline of dark objects (the paper under them is darker than around them).
+8. Crop: each digit's ink, contrast-stretched so its stroke core is white and faint
+   marks (rulings, paper texture) black, cut to its own strokes (so a neighbour or a
+   ruling inside the box is dropped), from the full-resolution frame (or the working
+   ink map for very large digits), then ``normalize_digit``: LeCun's MNIST
+   normalisation (fit into box x box keeping the aspect ratio with INTER_AREA, place
+   in size x size with the centre of mass at the centre). On MNIST digits themselves
+   ``normalize_digit`` is the identity.
 """
 
 from typing import List, NamedTuple, Optional, Tuple
@@ -60,7 +68,7 @@ VERTICAL_LINE_FRACTION = 0.6  # vertical runs longer than this fraction of the h
 LIGHT_INK_MARGIN = 1.5  # light-ink features must beat dark ones by this factor to flip polarity
 MIN_PAPER_LEVEL = 16  # paper darker than this is not paper
 CROP_FLOOR = 0.3  # in a crop, ink below this fraction of the stroke level is background
-DETAIL_FACTOR = 2  # digits this many model boxes tall at the working size are cut from it, not full res
+DETAIL_FACTOR = 3  # digits this many model boxes tall at the working size are cut from it, not full res
 CROP_TOP = 0.85  # and ink above this fraction is full white
 MERGE_GAP = 0.08  # pieces closer than this fraction of the bigger piece's height may be one digit
 MERGED_MAX_WIDTH_OVER_HEIGHT = 1.4
