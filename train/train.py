@@ -70,7 +70,7 @@ class TrainConfig(NamedTuple):
 
 class TrainResult(NamedTuple):
     name: str
-    status: str  # trained | resumed | up to date
+    status: str  # trained | resumed | reports only | up to date
     metrics: dict
 
 
@@ -314,7 +314,7 @@ def compiled_model(config):
 
 
 def fit_model(config, digest, splits, bundle, extra_callbacks=(), verbose=None):
-    """Train (or resume) one model; return (best model, state)."""
+    """Train (or resume) one model; return (best model, state, status: trained | resumed | reports only)."""
     import keras
 
     state_dir = os.path.join(bundle, STATE_DIR)
@@ -323,7 +323,6 @@ def fit_model(config, digest, splits, bundle, extra_callbacks=(), verbose=None):
         log.info("%s: resuming after epoch %d of %d", config.model, state["epochs_done"], config.epochs)
         keras.utils.set_random_seed(config.seed + state["epochs_done"])
         model = keras.models.load_model(os.path.join(state_dir, LAST_MODEL))
-        state["resumed_at"] = state["epochs_done"]
     else:
         shutil.rmtree(state_dir, ignore_errors=True)
         os.makedirs(state_dir)
@@ -331,6 +330,7 @@ def fit_model(config, digest, splits, bundle, extra_callbacks=(), verbose=None):
         model = compiled_model(config)
     initial_epoch = state["epochs_done"]
     finished = initial_epoch >= config.epochs or (config.patience and state["wait"] >= config.patience)
+    status = "reports only" if finished else ("resumed" if initial_epoch else "trained")
     if not finished:
         steps = max(1, len(splits.x_train) // config.batch_size)
         augment = mnist_data.Augment() if config.augment else None
@@ -351,7 +351,7 @@ def fit_model(config, digest, splits, bundle, extra_callbacks=(), verbose=None):
             verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
         )
     best = keras.models.load_model(os.path.join(state_dir, BEST_MODEL))
-    return best, state
+    return best, state, status
 
 
 def train_one(config, splits, out, force=False, extra_callbacks=(), verbose=None):
@@ -366,10 +366,9 @@ def train_one(config, splits, out, force=False, extra_callbacks=(), verbose=None
         return TrainResult(config.model, "up to date", read_json(os.path.join(bundle, METRICS_FILE)))
     if force:
         shutil.rmtree(os.path.join(bundle, STATE_DIR), ignore_errors=True)
-    model, state = fit_model(config, digest, splits, bundle, extra_callbacks, verbose)
+    model, state, status = fit_model(config, digest, splits, bundle, extra_callbacks, verbose)
     save_model_atomic(model, os.path.join(bundle, MODEL_FILE))
     metrics = report.write_reports(model, splits, bundle, config, digest, state)
-    status = "resumed" if state.get("resumed_at") else "trained"
     return TrainResult(config.model, status, metrics)
 
 

@@ -95,6 +95,11 @@ def test_interrupted_run_resumes_from_the_last_finished_epoch(tmp_path, capsys):
     # the third epoch continued from epoch 2's weights and optimizer: training loss keeps falling
     assert float(history[2]["loss"]) < float(history[1]["loss"])
     assert read_metrics(bundle)["epochs"] == 3
+    # reports lost after training (e.g. Ctrl-C while writing them): rewritten without training again
+    os.unlink(os.path.join(bundle, "metrics.json"))
+    assert train_cli.main(argv, verbose=0) == 0
+    assert "| mlp300 | reports only |" in capsys.readouterr().out
+    assert read_history(bundle) == history and read_metrics(bundle)["epochs"] == 3
 
 
 def test_list_prints_params_and_flops(capsys):
