@@ -41,6 +41,7 @@ BEST_MODEL = "best.keras"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
+TENSORBOARD_DIR = "tensorboard"
 
 EPILOG = """examples:
   python -m train --list                                   # the zoo, with each model's training defaults
@@ -323,8 +324,9 @@ def fit_model(config, digest, splits, bundle, extra_callbacks=(), verbose=None):
         log.info("%s: resuming after epoch %d of %d", config.model, state["epochs_done"], config.epochs)
         keras.utils.set_random_seed(config.seed + state["epochs_done"])
         model = keras.models.load_model(os.path.join(state_dir, LAST_MODEL))
-    else:
-        shutil.rmtree(state_dir, ignore_errors=True)
+    else:  # a fresh start: no resume state or TensorBoard curves from another configuration
+        for stale in (state_dir, os.path.join(bundle, TENSORBOARD_DIR)):
+            shutil.rmtree(stale, ignore_errors=True)
         os.makedirs(state_dir)
         state = fresh_state(config, digest)
         model = compiled_model(config)
@@ -342,7 +344,7 @@ def fit_model(config, digest, splits, bundle, extra_callbacks=(), verbose=None):
         callbacks = [
             keras.callbacks.LearningRateScheduler(lambda epoch: config.lr * config.lr_decay ** epoch),
             make_epoch_checkpoint(bundle, digest, state),
-            keras.callbacks.TensorBoard(os.path.join(bundle, "tensorboard"), write_graph=False, profile_batch=0),
+            keras.callbacks.TensorBoard(os.path.join(bundle, TENSORBOARD_DIR), write_graph=False, profile_batch=0),
         ]
         callbacks.extend(extra_callbacks)
         model.fit(
