@@ -51,6 +51,8 @@ WORK_SIDE = 320  # detection runs with the frame's longer side at about this man
 PAPER_SHRINK = 4  # the paper estimate is made at 1/PAPER_SHRINK of the working size
 INK_FLOOR = 0.16  # never threshold ink below this (fraction darker than the paper)
 INK_RELATIVE = 0.45  # a digit's darkest ink reaches at least this fraction of the frame's strong-ink level
+RETRACE_LEVEL = 0.3  # each candidate is re-traced at this fraction of its darkest ink
+RETRACE_GROWTH = 2.0  # and may grow to at most this many times their height
 INK_LOW = 0.45  # and its strokes are traced down to this fraction
 STRONG_INK_QUANTILE = 0.997
 MIN_DIGIT_FRACTION = 0.03  # min digit height as a fraction of the shorter frame side
@@ -381,6 +383,7 @@ class _Work(NamedTuple):
     mask: np.ndarray  # binary ink mask at the working size
     ink: np.ndarray  # ink map (0 paper .. 255 black) at the working size
     strong_level: float  # a digit must have ink at least this dark somewhere
+    strong: float  # the frame's strong-ink level
     scale_x: float
     scale_y: float
     dark: bool
@@ -466,7 +469,7 @@ def _work_from_frame(image, polarity):
     if _looks_like_noise(mask):
         mask[:] = 0
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    work = _Work(image, paper, mask, ink, strong_level, float(work_w) / w, float(work_h) / h, dark)
+    work = _Work(image, paper, mask, ink, strong_level, float(strong), float(work_w) / w, float(work_h) / h, dark)
     return work, {"ink": ink, "mask": mask, "threshold": threshold, "dark": dark}
 
 
@@ -547,6 +550,66 @@ def _candidates(work, min_h, max_pieces=400):
     return out
 
 
+def _retrace(work, found):
+    """Re-trace each candidate at a lower level relative to its own darkest ink.
+
+    The frame-wide threshold can lose thin or light strokes (a fineliner 4 seen as two 1s, a
+    pencil digit next to a marker one). Around each candidate the ink is thresholded again at
+    RETRACE_LEVEL of the candidate's darkest ink; the strokes touching the candidate replace it
+    if the result is still digit-shaped (rulings crossing it make it too wide: then it is kept
+    as it was). Duplicates (two parts of one digit re-traced to the same box) are dropped.
+    """
+    if not found:
+        return found
+    work_h, work_w = work.mask.shape
+    out = []
+    for box, contours, ink_pixels in found:
+        x, y, w, h = box
+        local = cv2.minMaxLoc(work.ink[y : y + h, x : x + w])[1]
+        grow = max(w, h // 2)
+        x0, y0 = max(0, x - grow), max(0, y - h // 2)
+        x1, y1 = min(work_w, x + w + grow), min(work_h, y + h + h // 2)
+        _, region = cv2.threshold(work.ink[y0:y1, x0:x1], max(INK_FLOOR * 255.0, RETRACE_LEVEL * local), 255, 0)
+        region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+        traced = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))[-2]
+        touching = [c for c in traced if _overlap(cv2.boundingRect(c), box) > 0]
+        if not touching:
+            out.append((box, contours, ink_pixels))
+            continue
+        new = cv2.boundingRect(np.concatenate(touching))
+        nx, ny, nw, nh = new
+        plausible = (
+            nh <= RETRACE_GROWTH * h
+            and nw <= MAX_WIDTH_OVER_HEIGHT * nh
+            and nh <= MAX_HEIGHT_OVER_WIDTH * nw
+            and not _at_border(new, work_w, work_h)
+            and nx > x0
+            and ny > y0
+            and nx + nw < x1
+            and ny + nh < y1  # not running out of the window
+        )
+        out.append((new, touching, ink_pixels) if plausible else (box, contours, ink_pixels))
+    return _drop_duplicates(out)
+
+
+def _overlap(a, b):
+    """Intersection area of two (x, y, w, h) boxes."""
+    ix = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    iy = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(0, ix) * max(0, iy)
+
+
+def _drop_duplicates(found):
+    """Keep the bigger of two candidates whose boxes mostly cover each other."""
+    kept = []
+    for item in sorted(found, key=lambda f: -f[0][2] * f[0][3]):
+        box = item[0]
+        area = box[2] * box[3]
+        if all(_overlap(box, other[0]) < 0.5 * area for other in kept):
+            kept.append(item)
+    return kept
+
+
 def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, polarity="auto", debug=False):
     """Find handwritten digits in a camera frame; return a DigitBatch (possibly empty).
 
@@ -566,7 +629,7 @@ def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, pol
     rx, ry, rw, rh = region
     work, debug_images = _work_from_frame(image[ry : ry + rh, rx : rx + rw], polarity)
     min_h_full = max(MIN_DIGIT_PX, MIN_DIGIT_FRACTION * min(image.shape[:2]))
-    found = _candidates(work, min_h_full * work.scale_y)
+    found = _retrace(work, _candidates(work, min_h_full * work.scale_y))
     if len(found) > max_digits:
         found = sorted(found, key=lambda f: -f[2])[:max_digits]
     found = _reading_order(found)
