@@ -592,6 +592,9 @@ def markdown(result):
                       p["backend"] if p else "?", b["pipeline_ms_per_frame"] or 0,
                       1000.0 / b["pipeline_ms_per_frame"] if b["pipeline_ms_per_frame"] else 0)]
     lines += ["", "Environment: " + "; ".join(envmod.summary_lines(result["environment"]))]
+    after = (result.get("environment_after") or {}).get("load_average")
+    if after:
+        lines[-1] += "; load average after the run %.2f (> 0.5 means other work shared the CPU)" % after[0]
     return "\n".join(lines) + "\n"
 
 

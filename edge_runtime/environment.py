@@ -308,7 +308,7 @@ def jetson_facts(root="/", runner=run_command, timeout=DEFAULT_TIMEOUT_S):
 def collect_environment(root="/", runner=None, timeout=DEFAULT_TIMEOUT_S, libraries=True):
     """The environment block (a JSON-able dict). Never raises; never changes the machine."""
     runner = runner or run_command
-    env = {"host": None, "cpu": None, "os": None, "python": None}
+    env = {"host": None, "cpu": None, "os": None, "python": None, "load_average": None}
     probes = [
         ("host", lambda: socket.gethostname()),
         ("cpu", lambda: cpu_facts(root)),
@@ -318,6 +318,7 @@ def collect_environment(root="/", runner=None, timeout=DEFAULT_TIMEOUT_S, librar
     if libraries:
         probes.append(("libraries", library_versions))
     probes += [
+        ("load_average", lambda: load_average(root)),
         ("jetson", lambda: jetson_facts(root, runner, timeout)),
         ("temperature_c", lambda: temperatures(root)),
     ]
@@ -330,11 +331,23 @@ def collect_environment(root="/", runner=None, timeout=DEFAULT_TIMEOUT_S, librar
     return env
 
 
-def thermal_snapshot(root="/", runner=None):
-    """Temperatures and (on a Jetson) power rails now: record after a benchmark to see heating/throttling."""
-    runner = runner or run_command
-    snap = {"temperature_c": None, "power": None}
+def load_average(root="/"):
+    """[1, 5, 15 minute] load averages from /proc/loadavg (None if unreadable): other work on the
+    machine while benchmarking shows up here."""
+    text = read_text(root, "/proc/loadavg")
     try:
+        return [float(v) for v in text.split()[:3]] if text else None
+    except ValueError:
+        return None
+
+
+def thermal_snapshot(root="/", runner=None):
+    """Load, temperatures and (on a Jetson) power rails now: record after a benchmark to see
+    contention, heating and throttling."""
+    runner = runner or run_command
+    snap = {"load_average": None, "temperature_c": None, "power": None}
+    try:
+        snap["load_average"] = load_average(root)
         snap["temperature_c"] = temperatures(root)
         if read_text(root, "/etc/nv_tegra_release") or read_text(root, "/proc/device-tree/model"):
             snap["power"] = parse_tegrastats(runner(["tegrastats", "--interval", "200"], timeout=1.0,
@@ -350,9 +363,11 @@ def summary_lines(env):
     cv = libs.get("opencv") or {}
     ort = libs.get("onnxruntime") or {}
     cpu = env.get("cpu") or {}
+    load = env.get("load_average")
     lines = [
-        "host %s, %s, %s cores, %s" % (env.get("host"), cpu.get("model"), cpu.get("cores"),
-                                       (env.get("os") or {}).get("name")),
+        "host %s, %s, %s cores, %s%s" % (env.get("host"), cpu.get("model"), cpu.get("cores"),
+                                         (env.get("os") or {}).get("name"),
+                                         ", load average %.2f" % load[0] if load else ""),
         "Python %s, numpy %s, OpenCV %s (GStreamer %s), ONNX Runtime %s, TensorRT %s, pycuda %s" % (
             (env.get("python") or {}).get("version"), libs.get("numpy"), cv.get("version"),
             _yes_no(cv.get("gstreamer")), ort.get("version"), libs.get("tensorrt"), libs.get("pycuda")),

@@ -48,6 +48,7 @@ def fake_nano(root, gpu_min="76800000", cpu_min="102000"):
     write(root, gpu + "min_freq", gpu_min + "\n")
     write(root, gpu + "max_freq", "921600000\n")
     write(root, gpu + "cur_freq", "921600000\n")
+    write(root, "/proc/loadavg", "0.52 0.61 0.70 1/234 5678\n")
     write(root, "/sys/class/thermal/thermal_zone0/type", "CPU-therm\n")
     write(root, "/sys/class/thermal/thermal_zone0/temp", "34500\n")
     write(root, "/sys/class/thermal/thermal_zone1/type", "GPU-therm\n")
@@ -78,6 +79,7 @@ def test_fake_nano_facts_from_commands(tmp_path):
     assert env["temperature_c"] == {"CPU-therm": 34.5, "GPU-therm": 31.0}
     assert env["cpu"]["cores"] == 4 and env["cpu"]["model"] == "ARMv8 Processor rev 1 (v8l)"
     assert env["os"]["name"] == "Ubuntu 18.04.6 LTS"
+    assert env["load_average"] == [0.52, 0.61, 0.7]
     # every command had a timeout, and none of them changes the machine
     assert all(timeout and timeout > 0 for _, timeout, _ in calls)
     commands = [" ".join(argv) for argv, _, _ in calls]
@@ -130,7 +132,7 @@ def test_run_command_never_raises():
 
 def test_this_desktop_block_is_complete():
     env = envmod.collect_environment()
-    for key in ("host", "cpu", "os", "python", "libraries", "jetson", "temperature_c"):
+    for key in ("host", "cpu", "os", "python", "libraries", "load_average", "jetson", "temperature_c"):
         assert key in env
     libs = env["libraries"]
     assert libs["numpy"] and libs["opencv"]["version"]
@@ -142,7 +144,8 @@ def test_this_desktop_block_is_complete():
 def test_thermal_snapshot_after_a_run(tmp_path):
     fake_nano(tmp_path)
     snap = envmod.thermal_snapshot(str(tmp_path), runner_with({"tegrastats": TEGRASTATS}))
-    assert snap == {"temperature_c": {"CPU-therm": 34.5, "GPU-therm": 31.0},
+    assert snap == {"load_average": [0.52, 0.61, 0.7], "temperature_c": {"CPU-therm": 34.5, "GPU-therm": 31.0},
                     "power": {"rails_mw": {"POM_5V_IN": 2900, "POM_5V_GPU": 40, "POM_5V_CPU": 600},
                               "line": TEGRASTATS.splitlines()[-1]}}
-    assert envmod.thermal_snapshot(str(tmp_path / "nothing")) == {"temperature_c": None, "power": None}
+    assert envmod.thermal_snapshot(str(tmp_path / "nothing")) == {"load_average": None, "temperature_c": None,
+                                                                  "power": None}
