@@ -594,7 +594,8 @@ def markdown(result):
     lines += ["", "Environment: " + "; ".join(envmod.summary_lines(result["environment"]))]
     after = (result.get("environment_after") or {}).get("load_average")
     if after:
-        lines[-1] += "; load average after the run %.2f (> 0.5 means other work shared the CPU)" % after[0]
+        lines[-1] += ("; load average after the run %.2f (the run itself adds up to its thread count; "
+                      "more means other work shared the CPU)" % after[0])
     return "\n".join(lines) + "\n"
 
 
