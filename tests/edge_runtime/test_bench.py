@@ -88,6 +88,7 @@ def test_short_real_run_of_every_local_backend(tiny_bundle, tmp_path, capsys):
 
     pipe = result["pipeline"]
     assert pipe["frames"] == 4 and pipe["fps"] > 0
+    assert len(pipe["fps_per_pass"]) == 3 and pipe["fps"] == sorted(pipe["fps_per_pass"])[1]  # median of 3
     assert set(pipe["stage_p50_ms"]) == {"capture", "preprocess", "infer", "output"}
     assert pipe["frame_size"] == [640, 480]
     assert pipe["digits_per_frame"] > 0  # the synthetic frames have digits on them
@@ -222,7 +223,7 @@ def test_compare_keras_end_to_end(tiny_bundle, tmp_path):
 def test_serial_pipeline_and_threads(tiny_bundle, tmp_path):
     frames = few_frames(tmp_path, 3)
     args = parse(["--model", tiny_bundle["_dir"], "--backend", LOCAL_BACKENDS[0], "--batch", "1", "--iters", "1",
-                  "--threads", "1", "--serial-pipeline", "--source", frames, "--frames", "3",
+                  "--threads", "1", "--serial-pipeline", "--repeats", "1", "--source", frames, "--frames", "3",
                   "--out", str(tmp_path / "o")])
     assert bench.run(args) == 0
     result = json.loads((tmp_path / "o" / "bench.json").read_text())
