@@ -594,7 +594,8 @@ def markdown(result):
                 label, q["fps"], q["p50_ms"], q["p99_ms"],
                 " | ".join("%.3f" % st[k] if k in st else "-" for k in STAGES)))
         lines.append("")
-        lines.append("stage columns are medians in ms")
+        lines.append("stage columns are medians in ms; FPS from memory is the median of passes %s (%s)"
+                     % (", ".join("%.1f" % f for f in p.get("fps_per_pass") or []), p.get("runner")))
     b = result.get("baseline")
     if b:
         lines += ["", "## Keras baseline (same %s frames, same preprocessing)" % b["frames"], "",
