@@ -331,3 +331,13 @@ def test_workers_zero_detects_in_the_inference_thread(tiny_bundle):
     assert det.threads == {"infer"}
     for r in results:
         assert np.abs(r.probs - linear_reference(GridDetector(2)(r.frame, None)[1])).max() < 1e-5
+
+
+def test_gil_interval_is_lowered_only_during_the_run(tiny_bundle):
+    import sys
+
+    before = sys.getswitchinterval()
+    seen = []
+    run_pipeline(MemorySource(frames_with_levels([10, 20])), "onnxruntime", tiny_bundle, detector=GridDetector(1),
+                 on_result=lambda r: seen.append(sys.getswitchinterval()))
+    assert seen == [pytest.approx(0.0005)] * 2 and sys.getswitchinterval() == before
