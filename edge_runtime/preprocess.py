@@ -47,7 +47,9 @@ import numpy as np
 
 from edge_runtime.manifest import DEFAULT_PREPROCESS
 
-WORK_SIDE = 320  # detection runs with the frame's longer side at about this many pixels
+WORK_SIDE = 320  # detection runs with the frame's longer side at about this many pixels,
+MIN_WORK_SCALE = 0.5  # but at no less than half the resolution (small digits in 720p frames)
+MAX_WORK_SIDE = 960  # unless that would make the longer side bigger than this
 PAPER_SHRINK = 4  # the paper estimate is made at 1/PAPER_SHRINK of the working size
 INK_FLOOR = 0.16  # never threshold ink below this (fraction darker than the paper)
 INK_RELATIVE = 0.45  # a digit's darkest ink reaches at least this fraction of the frame's strong-ink level
@@ -442,7 +444,8 @@ def _looks_like_noise(mask):
 
 def _work_from_frame(image, polarity):
     h, w = image.shape[:2]
-    scale = min(1.0, float(WORK_SIDE) / max(h, w))
+    longer = float(max(h, w))
+    scale = min(1.0, max(WORK_SIDE / longer, min(MIN_WORK_SCALE, MAX_WORK_SIDE / longer)))
     work_w, work_h = max(8, int(round(w * scale))), max(8, int(round(h * scale)))
     if (work_w, work_h) != (w, h):
         small = cv2.resize(image, (work_w, work_h), interpolation=cv2.INTER_AREA)

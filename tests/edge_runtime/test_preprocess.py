@@ -276,3 +276,15 @@ def test_detection_is_fast_enough_for_400_fps(mnist_sample):
     median_ms = sorted(runs)[len(runs) // 2] / 20 * 1000
     # ~1 ms on an idle 2-core box; the bound is loose because CI machines are shared.
     assert median_ms < 15.0
+
+
+def test_small_digits_in_a_720p_frame(mnist_sample):
+    """40 px digits in a 1280x720 frame (a CSI camera's 720p mode) are still found and read as drawn."""
+    images, _ = mnist_sample
+    boxes = [(100 + 180 * i, 150 + 90 * (i % 3), 0, 40) for i in range(6)]
+    frame, truth = paint_digits(images[10:16], boxes, size=(720, 1280), ink=(150, 60, 20))
+    found = pp.digits_from_frame(frame, PRE)
+    assert len(found.boxes) == 6 and min(best_iou(t, found.boxes) for t in truth) >= 0.6
+    for box, image in zip(found.boxes, found.batch[:, :, :, 0], strict=True):
+        k = int(np.argmax([iou(box, t) for t in truth]))
+        assert np.corrcoef(images[10 + k].astype(np.float32).ravel(), image.ravel())[0, 1] > 0.7
