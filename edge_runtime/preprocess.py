@@ -5,8 +5,9 @@ imports only numpy and cv2. Every size and scale comes from the manifest's
 ``preprocess`` dict (see ``edge_runtime.manifest.DEFAULT_PREPROCESS``).
 
 Detection approach (``digits_from_frame``): vectorised OpenCV at a working size
-(the longer side brought down to 320 px), about 1-1.5 ms for a 640x480 frame with six
-digits on one core of a busy 2-core x86 box; the per-digit work is a few small crops.
+(half resolution, or the longer side at 320 px for small frames and at most 960 px for
+big ones), about 1.5 ms for a 640x480 frame with six digits on one core of a busy
+2-core x86 box; the per-digit work is a few small crops.
 
 1. Ink image: BGR/BGRA -> the minimum over B, G, R, so blue and red pens are as dark
    as black ones (gray frames are used as they are).
@@ -31,7 +32,10 @@ digits on one core of a busy 2-core x86 box; the per-digit work is a few small c
    (paper edges, shadows, digits cut by the frame), too wide (w > 2.5 h) or too
    thin shapes (text-line fragments, line remnants), solid dark blobs and the
    outline of dark objects (the paper under them is darker than around them).
-8. Crop: each digit's ink, contrast-stretched so its stroke core is white and faint
+8. Re-trace: around each candidate the ink is thresholded again at 30 % of the
+   candidate's own darkest ink, recovering thin or light strokes the frame-wide
+   threshold lost (a fineliner 4 seen as two 1s); kept only if still digit-shaped.
+9. Crop: each digit's ink, contrast-stretched so its stroke core is white and faint
    marks (rulings, paper texture) black, cut to its own strokes (so a neighbour or a
    ruling inside the box is dropped), from the full-resolution frame (or the working
    ink map for very large digits), then ``normalize_digit``: LeCun's MNIST
