@@ -302,7 +302,8 @@ def detections_line(index, boxes, probs, labels):
 
 
 def pipeline_loop(read, net, manifest, max_frames, warmup=0):
-    """capture -> preprocess -> infer -> output, one frame at a time; per-stage ms lists + digit counts."""
+    """capture -> preprocess -> infer -> output, one frame at a time -> (per-stage ms lists, digit counts,
+    process CPU ms per timed frame)."""
     from .preprocess import digits_from_frame
 
     pre = manifest["preprocess"]
@@ -312,7 +313,10 @@ def pipeline_loop(read, net, manifest, max_frames, warmup=0):
     stage_ms = {key: [] for key in STAGES + ("total",)}
     digits = []
     index = 0
+    cpu_start = time.process_time()
     while index < max_frames + warmup:
+        if index == warmup:
+            cpu_start = time.process_time()
         t0 = clock()
         ok, frame, _ = read()
         if not ok:
@@ -330,7 +334,8 @@ def pipeline_loop(read, net, manifest, max_frames, warmup=0):
                 stage_ms[key].append((b - a) * 1000.0)
             digits.append(len(found.boxes))
         index += 1
-    return stage_ms, digits
+    cpu_ms = (time.process_time() - cpu_start) * 1000.0 / len(digits) if digits else None
+    return stage_ms, digits, cpu_ms
 
 
 def pipeline_summary(stage_ms, digits, source, mode, backend):
@@ -377,13 +382,14 @@ class _JsonlToMemory(object):
 
 
 def _threaded_pipeline(source, backend, manifest, count, warmup, threads):
-    """pipeline.run_pipeline (capture, recognition and output threads) -> (stage_ms, digits, fps)."""
+    """pipeline.run_pipeline (capture, recognition and output threads) -> (stage_ms, digits, fps, cpu ms/frame)."""
     from .pipeline import run_pipeline
 
     done = []
+    cpu_start = time.process_time()
 
     def on_result(result):
-        done.append((time.perf_counter(), dict(result.timings), len(result.boxes)))
+        done.append((time.perf_counter(), dict(result.timings), len(result.boxes), time.process_time()))
 
     summary = run_pipeline(source, backend, manifest, outputs=[_JsonlToMemory()], max_frames=count + warmup,
                            backend_options=backend_options(backend, threads), smooth_window=0, on_result=on_result)
@@ -392,11 +398,12 @@ def _threaded_pipeline(source, backend, manifest, count, warmup, threads):
     kept = done[warmup:]
     if not kept:
         raise UserError("the pipeline benchmark timed no frames; give more --frames")
-    stage_ms = {key: [t.get(key, 0.0) for _, t, _ in kept] for key in STAGES + ("total",)}
+    stage_ms = {key: [t.get(key, 0.0) for _, t, _, _ in kept] for key in STAGES + ("total",)}
     start = done[warmup - 1][0] if warmup > 0 else kept[0][0] - kept[0][1].get("total", 0.0) / 1000.0
     seconds = kept[-1][0] - start
     fps = len(kept) / seconds if seconds > 0 else float("inf")
-    return stage_ms, [n for _, _, n in kept], fps
+    cpu_ms = (kept[-1][3] - (done[warmup - 1][3] if warmup > 0 else cpu_start)) * 1000.0 / len(kept)
+    return stage_ms, [n for _, _, n, _ in kept], fps, cpu_ms
 
 
 def _serial_pipeline(source, backend, manifest, count, warmup, threads):
@@ -404,9 +411,9 @@ def _serial_pipeline(source, backend, manifest, count, warmup, threads):
     from .backends import open_backend
 
     with open_backend(manifest, prefer=backend, **backend_options(backend, threads)) as net:
-        stage_ms, digits = pipeline_loop(source.read, net, manifest, max_frames=count, warmup=warmup)
+        stage_ms, digits, cpu_ms = pipeline_loop(source.read, net, manifest, max_frames=count, warmup=warmup)
     fps = stats.fps_from_frame_ms(stage_ms["total"]) if stage_ms["total"] else 0.0
-    return stage_ms, digits, fps
+    return stage_ms, digits, fps, cpu_ms
 
 
 def pipeline_runner(serial=False):
@@ -421,31 +428,34 @@ def pipeline_runner(serial=False):
 
 
 def memory_passes(runner, manifest, frames, backend, threads, repeats, warmup=10):
-    """`repeats` passes over the in-memory frames -> (stage ms of all passes, digits, FPS of each pass)."""
+    """`repeats` passes over the in-memory frames -> (stage ms of all passes, digits, FPS of each pass,
+    process CPU ms per frame of each pass)."""
     from .sources import MemorySource
 
     warmup = min(warmup, len(frames))
     stage_ms = {key: [] for key in STAGES + ("total",)}
-    digits, fps = [], []
+    digits, fps, cpu = [], [], []
     for _ in range(repeats):
         source = MemorySource(list(frames[:warmup]) + list(frames))
-        pass_ms, pass_digits, pass_fps = runner(source, backend, manifest, len(frames), warmup, threads)
+        pass_ms, pass_digits, pass_fps, pass_cpu = runner(source, backend, manifest, len(frames), warmup, threads)
         for key in stage_ms:
             stage_ms[key].extend(pass_ms[key])
         digits.extend(pass_digits)
         fps.append(pass_fps)
-    return stage_ms, digits, fps
+        cpu.append(pass_cpu)
+    return stage_ms, digits, fps, cpu
 
 
 def pipeline_benchmark(manifest, frames, backend, source_uri, threads=0, serial=False, repeats=3):
     """-> pipeline dict: frames from memory (headline: the median of `repeats` passes) plus the
     figure reading the source live."""
     runner, description = pipeline_runner(serial)
-    stage_ms, digits, fps = memory_passes(runner, manifest, frames, backend, threads, repeats)
+    stage_ms, digits, fps, cpu = memory_passes(runner, manifest, frames, backend, threads, repeats)
     result = pipeline_summary(stage_ms, digits, source_uri, "frames from memory", backend)
     result["frames"] = len(frames)
     result["fps"] = round(stats.median(fps), 2)
     result["fps_per_pass"] = [round(f, 2) for f in fps]
+    result["cpu_ms_per_frame"] = round(stats.median(cpu), 4)  # process CPU time: not inflated by a busy machine
     result["runner"] = description
     result["frame_size"] = [int(frames[0].shape[1]), int(frames[0].shape[0])]
     try:
@@ -457,10 +467,11 @@ def pipeline_benchmark(manifest, frames, backend, source_uri, threads=0, serial=
 
 
 def same_frames_ms_per_frame(manifest, frames, backend, threads=0, serial=False, repeats=3):
-    """Our pipeline's ms per frame (1000 / median FPS of `repeats` passes) on exactly these frames."""
+    """Our pipeline on exactly these frames -> (1000 / median FPS of `repeats` passes, median process CPU
+    ms per frame)."""
     runner, _ = pipeline_runner(serial)
-    _, _, fps = memory_passes(runner, manifest, frames, backend, threads, repeats)
-    return round(1000.0 / stats.median(fps), 4)
+    _, _, fps, cpu = memory_passes(runner, manifest, frames, backend, threads, repeats)
+    return round(1000.0 / stats.median(fps), 4), round(stats.median(cpu), 4)
 
 
 def live_pipeline(runner, manifest, backend, source_uri, count, threads):
@@ -468,7 +479,7 @@ def live_pipeline(runner, manifest, backend, source_uri, count, threads):
 
     with open_source(source_uri) as source:
         warmup = 5 if getattr(source, "is_live", False) else 0  # files: every frame counts
-        stage_ms, digits, fps = runner(source, backend, manifest, count, warmup, threads)
+        stage_ms, digits, fps, _ = runner(source, backend, manifest, count, warmup, threads)
     summary = pipeline_summary(stage_ms, digits, source_uri, "frames read from the source", backend)
     summary["fps"] = round(fps, 2)
     for key in ("backend", "source"):
@@ -527,7 +538,7 @@ def keras_baseline(manifest, frames, keras_model, python=None, timeout=KERAS_TIM
         os.rmdir(tmp)
 
 
-def baseline_block(result, ours_ms_per_frame, backend):
+def baseline_block(result, ours_ms_per_frame, backend, ours_cpu_ms_per_frame=None):
     """Speed-ups of our pipeline over the two Keras loops on the same frames (ms per frame = 1000 / FPS)."""
     ours = ours_ms_per_frame
     block = {
@@ -548,6 +559,14 @@ def baseline_block(result, ours_ms_per_frame, backend):
     for key in ("predict_only_ms_per_frame", "tf_function_only_ms_per_frame", "preprocess_ms_per_frame"):
         if key in result:
             block[key] = result[key]
+    # the same ratios in process CPU time: robust when other work shares the machine
+    ours_cpu = ours_cpu_ms_per_frame
+    block["pipeline_cpu_ms_per_frame"] = ours_cpu
+    for name in ("keras_predict", "tf_function"):
+        theirs = result.get(name + "_cpu_ms_per_frame")
+        block[name + "_cpu_ms_per_frame"] = theirs
+        short = "predict" if name == "keras_predict" else "tf_function"
+        block["cpu_speedup_vs_" + short] = round(theirs / ours_cpu, 2) if theirs and ours_cpu else None
     return block
 
 
@@ -594,8 +613,10 @@ def markdown(result):
                 label, q["fps"], q["p50_ms"], q["p99_ms"],
                 " | ".join("%.3f" % st[k] if k in st else "-" for k in STAGES)))
         lines.append("")
-        lines.append("stage columns are medians in ms; FPS from memory is the median of passes %s (%s)"
-                     % (", ".join("%.1f" % f for f in p.get("fps_per_pass") or []), p.get("runner")))
+        lines.append("stage columns are medians in ms; FPS from memory is the median of passes %s (%s); "
+                     "process CPU time %.3f ms per frame"
+                     % (", ".join("%.1f" % f for f in p.get("fps_per_pass") or []), p.get("runner"),
+                        p.get("cpu_ms_per_frame") or 0))
     b = result.get("baseline")
     if b:
         lines += ["", "## Keras baseline (same %s frames, same preprocessing)" % b["frames"], "",
@@ -605,8 +626,14 @@ def markdown(result):
                   "| tf.function per frame | %.2f | %.1f | %.1fx |" % (
                       b["tf_function_ms_per_frame"], b["tf_function_fps"], b["speedup_vs_tf_function"] or 0),
                   "| this pipeline (%s) | %.3f | %.1f | 1.0x |" % (
-                      p["backend"] if p else "?", b["pipeline_ms_per_frame"] or 0,
+                      b.get("pipeline_backend") or "?", b["pipeline_ms_per_frame"] or 0,
                       1000.0 / b["pipeline_ms_per_frame"] if b["pipeline_ms_per_frame"] else 0)]
+        if b.get("cpu_speedup_vs_predict"):
+            lines += ["", "In process CPU time per frame (robust to other work on the machine): Keras predict "
+                      "%.2f ms, tf.function %.2f ms, this pipeline %.3f ms: speed-up %.1fx and %.1fx." % (
+                          b["keras_predict_cpu_ms_per_frame"], b["tf_function_cpu_ms_per_frame"],
+                          b["pipeline_cpu_ms_per_frame"], b["cpu_speedup_vs_predict"],
+                          b["cpu_speedup_vs_tf_function"])]
     lines += ["", "Environment: " + "; ".join(envmod.summary_lines(result["environment"]))]
     after = (result.get("environment_after") or {}).get("load_average")
     if after:
@@ -820,9 +847,9 @@ def run(args):
         same = frames[:args.keras_frames]
         keras = keras_baseline(manifest, same, args.keras_model)
         backend = pipeline_backend_name(args, [r["backend"] for r in rows] or names)
-        ours = same_frames_ms_per_frame(manifest, same, backend, args.threads, serial=args.serial_pipeline,
-                                        repeats=args.repeats)
-        result["baseline"] = baseline_block(keras, ours, backend)
+        ours, ours_cpu = same_frames_ms_per_frame(manifest, same, backend, args.threads,
+                                                  serial=args.serial_pipeline, repeats=args.repeats)
+        result["baseline"] = baseline_block(keras, ours, backend, ours_cpu)
     result["environment_after"] = envmod.thermal_snapshot()
     paths = write_outputs(args.out, result, csv_rows)
     sys.stdout.write(markdown(result))

@@ -97,13 +97,16 @@ def load_keras_model(path):
 
 
 def time_loop(frames, pre, infer, warmup):
-    """Per frame: preprocess -> infer (skipped when no digit) -> argmax. -> (total ms, infer ms, digits)."""
+    """Per frame: preprocess -> infer (skipped when no digit) -> argmax.
+    -> (total ms, infer ms, digits, process CPU ms per frame: all TensorFlow threads, not inflated
+    by a busy machine)."""
     clock = time.perf_counter
     for frame in frames[:warmup]:
         found = digits_from_frame(frame, pre)
         if len(found.boxes):
             infer(found.batch)
     totals, infers, digits = [], [], []
+    cpu_start = time.process_time()
     for frame in frames:
         t0 = clock()
         found = digits_from_frame(frame, pre)
@@ -116,7 +119,8 @@ def time_loop(frames, pre, infer, warmup):
         totals.append((t2 - t0) * 1000.0)
         infers.append((t2 - t1) * 1000.0)
         digits.append(labels)
-    return totals, infers, digits
+    cpu_ms = (time.process_time() - cpu_start) * 1000.0 / len(frames)
+    return totals, infers, digits, cpu_ms
 
 
 def predict_fn(model):
@@ -144,8 +148,8 @@ def baseline_from_frames(model_path, frames, pre, warmup=5):
         t0 = time.perf_counter()
         digits_from_frame(frame, pre)
         pre_ms.append((time.perf_counter() - t0) * 1000.0)
-    predict_total, predict_only, predict_digits = time_loop(frames, pre, predict_fn(model), warmup)
-    fn_total, fn_only, fn_digits = time_loop(frames, pre, tf_function_fn(tf, model), warmup)
+    predict_total, predict_only, predict_digits, predict_cpu = time_loop(frames, pre, predict_fn(model), warmup)
+    fn_total, fn_only, fn_digits, fn_cpu = time_loop(frames, pre, tf_function_fn(tf, model), warmup)
     n_digits = sum(len(d) for d in predict_digits)
     pairs = zip(predict_digits, fn_digits, strict=True)
     agree = sum(int(a == b) for pa, pb in pairs for a, b in zip(pa, pb, strict=True))
@@ -157,6 +161,8 @@ def baseline_from_frames(model_path, frames, pre, warmup=5):
         "predict_only_ms_per_frame": mean(predict_only),
         "tf_function_only_ms_per_frame": mean(fn_only),
         "preprocess_ms_per_frame": mean(pre_ms),
+        "keras_predict_cpu_ms_per_frame": round(predict_cpu, 4),
+        "tf_function_cpu_ms_per_frame": round(fn_cpu, 4),
         "predict_vs_tf_function_agreement": round(agree / float(n_digits), 4) if n_digits else None,
         "digits_per_frame": predict_digits,
         "tensorflow": tf.__version__,

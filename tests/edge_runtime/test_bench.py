@@ -87,7 +87,7 @@ def test_short_real_run_of_every_local_backend(tiny_bundle, tmp_path, capsys):
     assert np.median(first) == pytest.approx(rows[0]["p50_ms"], abs=1e-3)
 
     pipe = result["pipeline"]
-    assert pipe["frames"] == 4 and pipe["fps"] > 0
+    assert pipe["frames"] == 4 and pipe["fps"] > 0 and pipe["cpu_ms_per_frame"] > 0
     assert len(pipe["fps_per_pass"]) == 3 and pipe["fps"] == sorted(pipe["fps_per_pass"])[1]  # median of 3
     assert set(pipe["stage_p50_ms"]) == {"capture", "preprocess", "infer", "output"}
     assert pipe["frame_size"] == [640, 480]
@@ -175,8 +175,10 @@ def test_compare_keras_without_model_keras(tiny_bundle, tmp_path):
 
 
 def test_baseline_block_speedups():
-    block = bench.baseline_block({"frames": 10, "keras_predict_ms_per_frame": 60.0, "tf_function_ms_per_frame": 6.0},
-                                 ours_ms_per_frame=1.5, backend="onnxruntime")
+    block = bench.baseline_block({"frames": 10, "keras_predict_ms_per_frame": 60.0, "tf_function_ms_per_frame": 6.0,
+                                  "keras_predict_cpu_ms_per_frame": 90.0, "tf_function_cpu_ms_per_frame": 9.0},
+                                 ours_ms_per_frame=1.5, backend="onnxruntime", ours_cpu_ms_per_frame=3.0)
+    assert block["cpu_speedup_vs_predict"] == 30.0 and block["cpu_speedup_vs_tf_function"] == 3.0
     assert block["speedup_vs_predict"] == 40.0 and block["speedup_vs_tf_function"] == 4.0
     assert block["keras_predict_fps"] == pytest.approx(16.67) and block["tf_function_fps"] == pytest.approx(166.67)
 
@@ -218,6 +220,8 @@ def test_compare_keras_end_to_end(tiny_bundle, tmp_path):
         assert base[key] > 0
     assert base["speedup_vs_predict"] == pytest.approx(
         base["keras_predict_ms_per_frame"] / base["pipeline_ms_per_frame"], rel=0.01)
+    assert base["cpu_speedup_vs_predict"] == pytest.approx(
+        base["keras_predict_cpu_ms_per_frame"] / base["pipeline_cpu_ms_per_frame"], rel=0.01)
 
 
 def test_serial_pipeline_and_threads(tiny_bundle, tmp_path):

@@ -40,7 +40,8 @@ def test_baseline_json(tmp_path):
     result = json.loads(out.read_text())
     assert result["frames"] == 3
     for key in ("keras_predict_ms_per_frame", "tf_function_ms_per_frame", "predict_only_ms_per_frame",
-                "tf_function_only_ms_per_frame", "preprocess_ms_per_frame"):
+                "tf_function_only_ms_per_frame", "preprocess_ms_per_frame", "keras_predict_cpu_ms_per_frame",
+                "tf_function_cpu_ms_per_frame"):
         assert result[key] > 0
     assert result["keras_predict_ms_per_frame"] >= result["predict_only_ms_per_frame"]
     # both loops give the same digits, and they are the model's answers on our own preprocessing
