@@ -343,3 +343,11 @@ def test_v4l2_uri_sets_the_requested_mode(monkeypatch, tmp_path):
     src.close()
     assert opened[0] == (str(fake_dev), cv2.CAP_V4L2)
     assert settings == {cv2.CAP_PROP_FRAME_WIDTH: 640, cv2.CAP_PROP_FRAME_HEIGHT: 480, cv2.CAP_PROP_FPS: 30}
+
+
+def test_unreadable_video_is_a_user_error(tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"this is not a video" * 100)
+    with pytest.raises(UserError) as err:
+        sources.open_source(str(bad))
+    assert "cannot open video file" in str(err.value) and "broken.mp4" in str(err.value)
