@@ -49,7 +49,7 @@ EPILOG = """examples:
   python3 -m edge_runtime bench --model artifacts/cnn --backend onnxruntime --batch 1,8 --seconds 5 --out bench-out
   python3 -m edge_runtime bench --model artifacts/cnn --compare-keras --out bench-out     # workstation only
   python3 -m edge_runtime bench --model artifacts/cnn --backend tensorrt --source csi://0 --frames 300 --out bench-out
-  make bench BENCH_ARGS="--compare-keras"
+  make bench BENCH_ARGS="--threads 1 --seconds 5"    # make bench adds --compare-keras where TensorFlow is
 
 outputs in --out: bench.json (environment, model, pipeline, baseline), bench.csv (backend,batch,iter,ms),
 bench.md (the Markdown tables also printed on stdout), bench.png (latency vs batch, FPS).
@@ -132,7 +132,7 @@ def add_arguments(parser):
     parser.add_argument("--repeats", type=positive_int, default=3, metavar="R",
                         help="passes over the in-memory frames; the pipeline FPS reported is their median "
                              "(default: %(default)s)")
-    parser.add_argument("--pipeline-backend", default=None, metavar="NAME",
+    parser.add_argument("--pipeline-backend", default=None, choices=BACKEND_NAMES,
                         help="backend for the pipeline benchmark (default: the first benchmarked one, "
                              "in auto order tensorrt > onnxruntime > opencv)")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the pipeline benchmark")
