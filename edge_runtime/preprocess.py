@@ -57,6 +57,9 @@ MAX_WORK_SIDE = 960  # unless that would make the longer side bigger than this
 PAPER_SHRINK = 4  # the paper estimate is made at 1/PAPER_SHRINK of the working size
 INK_FLOOR = 0.16  # never threshold ink below this (fraction darker than the paper)
 INK_RELATIVE = 0.45  # a digit's darkest ink reaches at least this fraction of the frame's strong-ink level
+SPLIT_WIDTH = 1.15  # boxes wider than this x their height may be digits written close together,
+SPLIT_SIDE = 0.25  # split at a column at least this x the height from either side
+SPLIT_INK = 0.06  # holding at most this x the height in ink pixels
 RETRACE_LEVEL = 0.3  # each candidate is re-traced at this fraction of its darkest ink
 RETRACE_GROWTH = 2.0  # and may grow to at most this many times their height
 INK_LOW = 0.45  # and its strokes are traced down to this fraction
@@ -409,6 +412,9 @@ def _crop_for_digit(work, contours, box, enough_pixels):
     # The digit's own strokes (filled outlines at the working size), grown a little for soft edges.
     own = np.zeros((y1 - y0, x1 - x0), np.uint8)
     cv2.drawContours(own, contours, -1, 255, -1, offset=(-x0, -y0))
+    # Only the strokes inside the box (a digit split off its neighbour shares their outline).
+    own[:, : max(0, bx - x0 - 1)] = 0
+    own[:, bx - x0 + bw + 1 :] = 0
     if bh >= enough_pixels or work.scale_x >= 1.0:
         ink = work.ink[y0:y1, x0:x1]
         own = cv2.dilate(own, np.ones((3, 3), np.uint8))
@@ -475,7 +481,7 @@ def _work_from_frame(image, polarity):
     mask = remove_ruled_lines(mask, max(15, int(LINE_FRACTION * work_w)), max(15, int(VERTICAL_LINE_FRACTION * work_h)))
     if _looks_like_noise(mask):
         mask[:] = 0
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((2, 2), np.uint8))
     work = _Work(image, paper, mask, ink, strong_level, float(strong), float(work_w) / w, float(work_h) / h, dark)
     return work, {"ink": ink, "mask": mask, "threshold": threshold, "dark": dark}
 
@@ -553,8 +559,33 @@ def _candidates(work, min_h, max_pieces=400):
         ink_pixels = cv2.countNonZero(work.mask[y : y + h, x : x + w])
         if ink_pixels > MAX_FILL * w * h and w > 0.4 * h:
             continue  # a solid dark region, not a pen stroke
-        out.append((box, [piece_contours[g] for g in group], ink_pixels))
+        contours = [piece_contours[g] for g in group]
+        out.extend((part, contours, ink_pixels) for part in split_touching(work.mask, box))
     return out
+
+
+def split_touching(mask, box, depth=3):
+    """Split a wide box of digits written close together at the emptiest column between them.
+
+    Only boxes wider than SPLIT_WIDTH x their height are looked at, and only a column with
+    (almost) no ink, at least a narrow digit's width from either side, splits them.
+    """
+    x, y, w, h = box
+    if depth <= 0 or w <= SPLIT_WIDTH * h:
+        return [box]
+    columns = cv2.reduce(mask[y : y + h, x : x + w], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() // 255
+    side = max(2, int(SPLIT_SIDE * h))
+    if w - 2 * side < 1:
+        return [box]
+    cut = side + int(np.argmin(columns[side : w - side]))
+    if columns[cut] > max(1, SPLIT_INK * h):
+        return [box]
+    parts = []
+    for px, pw in ((x, cut), (x + cut, w - cut)):
+        rows = np.flatnonzero(cv2.reduce(mask[y : y + h, px : px + pw], 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel())
+        if rows.size:
+            parts.extend(split_touching(mask, (px, y + int(rows[0]), pw, int(rows[-1] - rows[0] + 1)), depth - 1))
+    return parts or [box]
 
 
 def _retrace(work, found):
@@ -594,6 +625,7 @@ def _retrace(work, found):
             and ny > y0
             and nx + nw < x1
             and ny + nh < y1  # not running out of the window
+            and (nw <= SPLIT_WIDTH * nh or nw <= w)  # not grown sideways into its neighbour
         )
         out.append((new, touching, ink_pixels) if plausible else (box, contours, ink_pixels))
     return _drop_duplicates(out)

@@ -288,3 +288,20 @@ def test_small_digits_in_a_720p_frame(mnist_sample):
     for box, image in zip(found.boxes, found.batch[:, :, :, 0], strict=True):
         k = int(np.argmax([iou(box, t) for t in truth]))
         assert np.corrcoef(images[10 + k].astype(np.float32).ravel(), image.ravel())[0, 1] > 0.7
+
+
+def test_a_number_written_with_small_gaps_gives_one_box_per_digit(mnist_sample):
+    images, labels = mnist_sample
+    picks = [int(np.flatnonzero(labels == d)[0]) for d in (2, 0, 2, 6, 1, 1, 9)]
+    boxes, x = [], 40
+    for i in picks:
+        ink = images[i]
+        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+        width = int(round(60 * (cols[-1] - cols[0] + 1) / float(rows[-1] - rows[0] + 1)))
+        boxes.append((x, 200, width, 60))
+        x += width + 6  # a 6 px gap: 10 % of the digit's height
+    frame, truth = paint_digits(images[picks], boxes)
+    found = pp.digits_from_frame(frame, PRE)
+    assert len(found.boxes) == len(truth)
+    assert min(best_iou(t, found.boxes) for t in truth) >= 0.6
+    assert [b[0] for b in found.boxes] == sorted(b[0] for b in found.boxes)  # reading order
