@@ -61,6 +61,7 @@ INK_FLOOR = 0.16  # never threshold ink below this (fraction darker than the pap
 INK_RELATIVE = 0.45  # a digit's darkest ink reaches at least this fraction of the frame's strong-ink level
 SPLIT_WIDTH = 1.15  # boxes wider than this x their height may be digits written close together,
 SPLIT_SIDE = 0.25  # split at a column at least this x the height from either side
+SPLIT_MIN_HEIGHT = 0.6  # and only into parts at least this x its height tall
 SPLIT_INK = 0.06  # holding at most this x the height in ink pixels
 RETRACE_LEVEL = 0.3  # each candidate is re-traced at this fraction of its darkest ink
 RETRACE_GROWTH = 2.0  # and may grow to at most this many times their height
@@ -87,7 +88,7 @@ MERGE_GAP = 0.08  # pieces closer than this fraction of the bigger piece's heigh
 MERGED_MAX_WIDTH_OVER_HEIGHT = 1.4
 STACKED_OVERLAP = 0.3  # stacked pieces share at least this fraction of the narrower one's width
 MERGED_MAX_GROWTH = 1.5  # and together are at most this much taller than the bigger piece
-MERGED_MAX_SPAN = 2.2  # merged pieces taller than this many times their tallest piece are several digits
+MERGED_MAX_SPAN = 2.6  # merged pieces taller than this many times their tallest piece are several digits
 FRAGMENT_GAP = 0.15  # and may be this far (fraction of the big piece's height) from it
 FRAGMENT_HEIGHT = 0.35  # a piece this much shorter than its neighbour may be a broken-off fragment
 NOISE_CHECK_COVERAGE = 0.01  # above this much ink, check that it is strokes, not specks
@@ -582,12 +583,13 @@ def split_touching(mask, box, depth=3):
     cut = side + int(np.argmin(columns[side : w - side]))
     if columns[cut] > max(1, SPLIT_INK * h):
         return [box]
-    parts = []
+    halves = []
     for px, pw in ((x, cut), (x + cut, w - cut)):
         rows = np.flatnonzero(cv2.reduce(mask[y : y + h, px : px + pw], 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel())
-        if rows.size:
-            parts.extend(split_touching(mask, (px, y + int(rows[0]), pw, int(rows[-1] - rows[0] + 1)), depth - 1))
-    return parts or [box]
+        if rows.size == 0 or rows[-1] - rows[0] + 1 < SPLIT_MIN_HEIGHT * h:
+            return [box]  # a tail or a bar, not a whole digit: keep the box as one
+        halves.append((px, y + int(rows[0]), pw, int(rows[-1] - rows[0] + 1)))
+    return [part for half in halves for part in split_touching(mask, half, depth - 1)]
 
 
 def _retrace(work, found):
