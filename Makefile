@@ -31,7 +31,8 @@ $(STAMP): requirements/workstation.txt requirements/mnist.txt requirements/dev.t
 	$(PIP) install --quiet --upgrade pip
 	@if [ "$(TF)" = "gpu" ]; then \
 	  echo "make: installing TensorFlow with CUDA (TF=gpu)"; \
-	  $(PIP) install --quiet -r requirements/workstation.txt "tensorflow[and-cuda]==2.21.0"; \
+	  grep -v '^tensorflow-cpu' requirements/workstation.txt > $(VENV)/requirements-gpu.txt; \
+	  $(PIP) install --quiet -r $(VENV)/requirements-gpu.txt "tensorflow[and-cuda]==2.21.0"; \
 	else \
 	  $(PIP) install --quiet -r requirements/workstation.txt; \
 	fi
