@@ -146,10 +146,9 @@ def add_recognition_args(parser):
                             "(default: 5 for cameras and synthetic://?hold=N, off for files)")
     group.add_argument("--max-digits", type=positive_int, default=32, metavar="N",
                        help="at most N digits per frame (default: %(default)s)")
-    group.add_argument("--workers", type=non_negative_int, default=0, metavar="N",
-                       help="0 = detect digits in the inference thread (lowest latency on a busy CPU); N = N "
-                            "detection threads of their own, overlapping inference: try 1-2 with spare cores or "
-                            "a GPU backend (default: %(default)s)")
+    group.add_argument("--workers", type=non_negative_int, default=1, metavar="N",
+                       help="digit-detection threads, overlapping inference (order kept); 0 = detect in the "
+                            "inference thread: fewer FPS but lower latency on a busy CPU (default: %(default)s)")
     group.add_argument("--max-frames", type=positive_int, default=None, metavar="N",
                        help="stop after N frames (default: until the source ends or Ctrl-C)")
     return group
