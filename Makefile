@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 
 STAMP := $(VENV)/.installed-$(TF)
 
-.PHONY: help venv train export verify engine live bench deploy verify-jetson lint test test-slow clean distclean
+.PHONY: help venv venv-py36 train export verify engine live bench deploy verify-jetson lint test test-slow clean distclean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -83,6 +83,19 @@ deploy: ## copy MODEL + runtime to HOST=user@nano, verify sha256, build the engi
 verify-jetson: ## on a Jetson/NVIDIA box: engine vs ONNX Runtime on 10k digits, benchmark, jetson tests -> jetson-report.md/.json (VERIFY_ARGS=)
 	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime verify-jetson --model $(ARTIFACTS)/$(MODEL) $(VERIFY_ARGS)
 
+# ---- the Jetson Nano's own stack, on the workstation (for tests) ----------------
+# JetPack 4.6: Python 3.6, numpy 1.19, OpenCV 4.1.1. pyenv's 3.6 (or PY36=...) + the same wheels.
+PY36        ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.6.*/bin/python3.6) $(shell command -v python3.6 2>/dev/null))
+VENV36      ?= .venv-py36
+JETSON_STACK_ENV = $(if $(wildcard $(VENV36)/bin/python),JETSON_STACK_PYTHON=$(abspath $(VENV36)/bin/python) OPENCV411_PYTHON=$(abspath $(VENV36)/bin/python))
+
+venv-py36: ## build .venv-py36 (Python 3.6 + numpy 1.19.4 + OpenCV 4.1.1, the Nano's stack) so `make test` runs the runtime under it
+	@test -n "$(PY36)" || { echo "make venv-py36: no Python 3.6 found (pyenv install 3.6.15, or PY36=/path/to/python3.6)"; exit 2; }
+	@test -x $(VENV36)/bin/python || $(PY36) -m venv $(VENV36)
+	$(VENV36)/bin/python -m pip install --quiet "pip<22"
+	$(VENV36)/bin/python -m pip install --quiet -r requirements/jetson-stack-sim.txt
+	@$(VENV36)/bin/python -c 'import sys, numpy, cv2; print("make: $(VENV36): Python %s, numpy %s, OpenCV %s" % (sys.version.split()[0], numpy.__version__, cv2.__version__))'
+
 # ---- quality ---------------------------------------------------------------
 lint: $(STAMP) ## ruff, vermin (Python 3.6 floor for the device side), shellcheck, hadolint, ansible syntax; strict when CI=true
 	$(PY) -m ruff check .
@@ -99,10 +112,10 @@ lint: $(STAMP) ## ruff, vermin (Python 3.6 floor for the device side), shellchec
 	elif [ "$(CI)" = true ]; then echo "lint: ansible-core is missing (make venv installs it)"; exit 1; fi
 
 test: $(STAMP) ## fast test suite (everything except `slow` training and `jetson` hardware tests)
-	$(PY) -m pytest -m "not slow and not jetson" $(PYTEST_ARGS)
+	$(JETSON_STACK_ENV) $(PY) -m pytest -m "not slow and not jetson" $(PYTEST_ARGS)
 
 test-slow: $(STAMP) ## real-training tests too
-	$(PY) -m pytest -m "not jetson" $(PYTEST_ARGS)
+	$(JETSON_STACK_ENV) $(PY) -m pytest -m "not jetson" $(PYTEST_ARGS)
 
 clean: ## remove caches (keeps artifacts/ and .venv)
 	rm -rf .pytest_cache .ruff_cache bench-out
