@@ -341,3 +341,21 @@ def test_gil_interval_is_lowered_only_during_the_run(tiny_bundle):
     run_pipeline(MemorySource(frames_with_levels([10, 20])), "onnxruntime", tiny_bundle, detector=GridDetector(1),
                  on_result=lambda r: seen.append(sys.getswitchinterval()))
     assert seen == [pytest.approx(0.0005)] * 2 and sys.getswitchinterval() == before
+
+
+def test_opencv_uses_one_thread_only_during_the_run(tiny_bundle):
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        seen = []
+        run_pipeline(MemorySource(frames_with_levels([10, 20])), "onnxruntime", tiny_bundle, detector=GridDetector(1),
+                     on_result=lambda r: seen.append(cv2.getNumThreads()))
+        assert seen == [1, 1] and cv2.getNumThreads() == 2
+        seen = []
+        run_pipeline(MemorySource(frames_with_levels([10])), "onnxruntime", tiny_bundle, detector=GridDetector(1),
+                     on_result=lambda r: seen.append(cv2.getNumThreads()), cv2_threads=None)
+        assert seen == [2]
+    finally:
+        cv2.setNumThreads(before)
