@@ -172,8 +172,11 @@ def add_output_args(parser):
 
 
 def add_arguments(parser):
+    from .engine_cache import add_engine_args
+
     add_source_args(parser)
     add_model_args(parser)
+    add_engine_args(parser)
     add_recognition_args(parser)
     add_output_args(parser)
 
@@ -184,9 +187,15 @@ def add_arguments(parser):
 
 
 def backend_options(args):
+    """Options for the chosen backend; with `auto` both sets go along (each backend ignores the other's)."""
+    from .engine_cache import engine_options
+
+    options = {}
     if args.backend in ("onnxruntime", "auto"):
-        return {"providers": args.ort_provider, "intra_op_threads": args.threads or None}
-    return {}
+        options.update({"providers": args.ort_provider, "intra_op_threads": args.threads or None})
+    if args.backend in ("tensorrt", "auto"):
+        options.update(engine_options(args))
+    return options
 
 
 def source_fps(source):

@@ -30,9 +30,9 @@ import sys
 import tempfile
 import time
 
+from . import engine_cache, stats
 from . import environment as envmod
 from . import manifest as mf
-from . import stats
 from .errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -147,6 +147,7 @@ def add_arguments(parser):
                         help="how many of the frames the Keras baseline runs (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the benchmark input batch (default: %(default)s)")
     parser.add_argument("--out", default="bench-out", metavar="DIR", help="output folder (default: %(default)s)")
+    engine_cache.add_engine_args(parser)
 
 
 # --------------------------------------------------------------------------
@@ -168,9 +169,15 @@ def backends_to_run(choice):
     return names, skipped
 
 
+# --engine / --no-build of this bench run (set by run(); TensorRT only, other backends ignore them).
+_engine_options = {}
+
+
 def backend_options(name, threads):
     if name == "onnxruntime" and threads:
         return {"intra_op_threads": threads}
+    if name == "tensorrt":
+        return dict(_engine_options)
     return {}
 
 
@@ -815,6 +822,8 @@ def png_bytes(result, width=1200, height=480):
 
 def run(args):
     manifest = mf.load(args.model)
+    _engine_options.clear()
+    _engine_options.update(engine_cache.engine_options(args))
     names, skipped = backends_to_run(args.backend)
     iters = None if args.seconds else (args.iters or DEFAULT_ITERS)
     env = envmod.collect_environment()

@@ -251,3 +251,15 @@ def test_killed_run_leaves_complete_jsonl_lines(tiny_bundle, tmp_path):
     lines = text.splitlines()
     assert len(lines) >= 5 and text.endswith("\n")  # no half-written last line
     assert all(set(json.loads(line)) >= {"frame", "source", "detections", "timing_ms"} for line in lines)
+
+
+def test_engine_options_reach_the_tensorrt_backend():
+    from edge_runtime import app
+    from edge_runtime.__main__ import build_parser
+
+    parse = build_parser().parse_args
+    args = parse(["run", "--model", "m", "--backend", "tensorrt", "--engine", "e.engine", "--no-build"])
+    assert app.backend_options(args) == {"engine": "e.engine", "build": False}
+    auto = app.backend_options(parse(["run", "--model", "m", "--threads", "2"]))
+    assert auto["engine"] is None and auto["build"] is True and auto["intra_op_threads"] == 2
+    assert "engine" not in app.backend_options(parse(["run", "--model", "m", "--backend", "onnxruntime"]))

@@ -236,3 +236,14 @@ def test_serial_pipeline_and_threads(tiny_bundle, tmp_path):
     # one thread: FPS is exactly frames / sum of the per-frame totals
     assert pipe["fps"] == pytest.approx(1000.0 / pipe["mean_ms"], rel=1e-3)
     assert result["settings"]["threads"] == 1 and result["settings"]["serial_pipeline"] is True
+
+
+def test_engine_options_reach_the_tensorrt_backend(tiny_bundle, tmp_path):
+    from edge_runtime import bench
+    from edge_runtime.__main__ import main
+
+    code = main(["bench", "--model", tiny_bundle["_dir"], "--backend", "onnxruntime", "--batch", "1", "--iters", "2",
+                 "--warmup", "1", "--no-pipeline", "--engine", "x.engine", "--no-build", "--out", str(tmp_path)])
+    assert code == 0
+    assert bench.backend_options("tensorrt", 0) == {"engine": "x.engine", "build": False}
+    assert bench.backend_options("onnxruntime", 2) == {"intra_op_threads": 2}
