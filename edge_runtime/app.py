@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 
+from .cli_types import non_negative_int, positive_int, probability
 from .errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -42,36 +43,6 @@ examples:
 # --------------------------------------------------------------------------
 # argparse type= validators
 # --------------------------------------------------------------------------
-
-
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a whole number, got %r" % text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("expected a number >= 1, got %d" % value)
-    return value
-
-
-def non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a whole number, got %r" % text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("expected a number >= 0, got %d" % value)
-    return value
-
-
-def probability(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a number between 0 and 1, got %r" % text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("expected a number between 0 and 1, got %s" % text)
-    return value
 
 
 def roi_box(text):

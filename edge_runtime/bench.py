@@ -33,6 +33,7 @@ import time
 from . import engine_cache, stats
 from . import environment as envmod
 from . import manifest as mf
+from .cli_types import non_negative_int, positive_float, positive_int
 from .errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -61,36 +62,6 @@ The environment block records power mode and clocks; bench never changes them
 # --------------------------------------------------------------------------
 # Arguments
 # --------------------------------------------------------------------------
-
-
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a whole number >= 1, got %r" % text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("expected a whole number >= 1, got %s" % value)
-    return value
-
-
-def non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a whole number >= 0, got %r" % text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("expected a whole number >= 0, got %s" % value)
-    return value
-
-
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a number of seconds > 0, got %r" % text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("expected a number of seconds > 0, got %s" % text)
-    return value
 
 
 def batch_list(text):

@@ -43,7 +43,7 @@ def few_frames(tmp_path, count=4):
 @pytest.mark.parametrize("argv, words", [
     (["--iters", "0"], "expected a whole number >= 1"),
     (["--iters", "-5"], "expected a whole number >= 1"),
-    (["--seconds", "0"], "seconds > 0"),
+    (["--seconds", "0"], "expected a number > 0"),
     (["--batch", "1,0"], "expected a whole number >= 1"),
     (["--backend", "tensorflow"], "invalid choice"),
     (["--iters", "3", "--seconds", "1"], "not allowed with"),
