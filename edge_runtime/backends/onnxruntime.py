@@ -7,6 +7,7 @@ onnxruntime is imported in activate(), never at module import.
 """
 
 import logging
+import os
 
 from ..manifest import onnx_path, verify_files
 from .base import Backend, BackendError
@@ -59,7 +60,7 @@ class OnnxRuntimeBackend(Backend):
             raise BackendError(
                 "onnxruntime is not installed (%s); pip install onnxruntime, or use --backend opencv" % exc)
         path = onnx_path(self.manifest, fp16=self.fp16)
-        verify_files(self.manifest, names=[path.rsplit("/", 1)[-1]])
+        verify_files(self.manifest, names=[os.path.basename(path)])
         providers = resolve_providers(self.requested_providers, ort.get_available_providers())
         options = ort.SessionOptions()
         if self.intra_op_threads:

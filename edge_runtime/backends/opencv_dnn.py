@@ -5,6 +5,7 @@ transpose to NCHW), so the batch is fed exactly as the manifest describes it.
 """
 
 import logging
+import os
 
 from ..manifest import onnx_path, verify_files
 from .base import Backend, BackendError
@@ -30,7 +31,7 @@ class OpenCVDnnBackend(Backend):
 
         self.cv2_version = cv2.__version__
         path = onnx_path(self.manifest)
-        verify_files(self.manifest, names=[path.rsplit("/", 1)[-1]])
+        verify_files(self.manifest, names=[os.path.basename(path)])
         try:
             net = cv2.dnn.readNetFromONNX(path)
         except cv2.error as exc:
