@@ -97,6 +97,18 @@ MAX_INK_COVERAGE = 0.25  # more of the frame than this looks like ink: noise or 
 DARK_REGION = 0.5  # paper under a digit darker than this fraction of the paper around it: a dark object
 BORDER_PX = 3  # at the working size: components this close to the edge are cut by it
 
+_KERNELS = {}  # (rows, cols) -> np.ones kernel, made once (OpenCV only reads them)
+
+
+def _kernel(shape):
+    """A cached ``np.ones(shape, np.uint8)`` structuring element."""
+    kernel = _KERNELS.get(shape)
+    if kernel is None:
+        kernel = np.ones(shape, np.uint8)
+        if len(_KERNELS) < 64:  # (line kernels depend on the frame size: keep the cache small)
+            _KERNELS[shape] = kernel
+    return kernel
+
 
 class DigitBatch(NamedTuple):
     """Digits found in one frame.
@@ -223,11 +235,11 @@ def gray_from_frame(frame):
 
 
 def _quantile_from_hist(hist, q):
-    cumulative = np.cumsum(hist)
-    total = cumulative[-1]
+    cumulative = hist.cumsum()
+    total = float(cumulative[-1])
     if total <= 0:
         return 0
-    return int(np.searchsorted(cumulative, q * total))
+    return int(cumulative.searchsorted(q * total))
 
 
 def ink_is_dark(gray_work):
@@ -238,7 +250,7 @@ def ink_is_dark(gray_work):
     """
     h, w = gray_work.shape
     small = cv2.resize(gray_work, (max(8, w // 2), max(8, h // 2)), interpolation=cv2.INTER_AREA)
-    kernel = np.ones((5, 5), np.uint8)
+    kernel = _kernel((5, 5))
     dark = cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, kernel)
     light = cv2.morphologyEx(small, cv2.MORPH_TOPHAT, kernel)
     # Only count clear features, not sensor noise.
@@ -254,7 +266,7 @@ def paper_from_gray(gray_work):
     small = cv2.resize(gray_work, (small_w, small_h), interpolation=cv2.INTER_AREA)
     # A closing (max then min filter) removes dark strokes thinner than the kernel but keeps
     # the edges of shadows where they are; a plain max filter would make a dark band there.
-    small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+    small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, _kernel((7, 7)))
     small = cv2.blur(small, (3, 3))
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
@@ -355,9 +367,9 @@ def remove_ruled_lines(mask, length, vertical_length=None):
     ):
         if not needed:
             continue
-        lines = cv2.morphologyEx(cv2.dilate(half, np.ones(smear, np.uint8)), cv2.MORPH_OPEN, np.ones(run, np.uint8))
+        lines = cv2.morphologyEx(cv2.dilate(half, _kernel(smear)), cv2.MORPH_OPEN, _kernel(run))
         lines = cv2.resize(lines, (w, h), interpolation=cv2.INTER_NEAREST)
-        strokes = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(across, np.uint8))
+        strokes = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _kernel(across))
         removed = cv2.bitwise_or(removed, cv2.subtract(cv2.bitwise_and(lines, mask), strokes))
     return cv2.subtract(mask, removed)
 
@@ -420,7 +432,7 @@ def _crop_for_digit(work, contours, box, enough_pixels):
     own[:, bx - x0 + bw + 1 :] = 0
     if bh >= enough_pixels or work.scale_x >= 1.0:
         ink = work.ink[y0:y1, x0:x1]
-        own = cv2.dilate(own, np.ones((3, 3), np.uint8))
+        own = cv2.dilate(own, _kernel((3, 3)))
     else:
         full_h, full_w = work.image.shape[:2]
         fx0, fy0 = int(x0 / work.scale_x), int(y0 / work.scale_y)
@@ -432,9 +444,14 @@ def _crop_for_digit(work, contours, box, enough_pixels):
         size = (gray.shape[1], gray.shape[0])
         paper = cv2.resize(work.paper[y0:y1, x0:x1], size, interpolation=cv2.INTER_LINEAR)
         ink = ink_from_gray(gray, paper)
-        own = cv2.resize(own, size, interpolation=cv2.INTER_NEAREST)
         grow = 2 * max(1, int(round(1.0 / work.scale_x))) + 1
-        own = cv2.dilate(own, np.ones((grow, grow), np.uint8))
+        if grow == 5 and size == (2 * own.shape[1], 2 * own.shape[0]):
+            # Exactly 2x: a 3x3 dilation before the nearest-neighbour upscale is the same as a
+            # 5x5 one after it (each pixel becomes a 2x2 block), on a quarter of the pixels.
+            own = cv2.resize(cv2.dilate(own, _kernel((3, 3))), size, interpolation=cv2.INTER_NEAREST)
+        else:
+            own = cv2.resize(own, size, interpolation=cv2.INTER_NEAREST)
+            own = cv2.dilate(own, _kernel((grow, grow)))
     ink = cv2.bitwise_and(ink, own)
     # Contrast stretch: the stroke core becomes white, faint ink (rulings, paper texture) black.
     strong = _quantile_from_hist(cv2.calcHist([ink], [0], own, [256], [0, 256]).ravel(), 0.95)
@@ -451,7 +468,7 @@ def _looks_like_noise(mask):
         return True
     if inked < NOISE_CHECK_COVERAGE * mask.size:
         return False
-    solid = cv2.countNonZero(cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)))
+    solid = cv2.countNonZero(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _kernel((2, 2))))
     return solid < NOISE_SOLID * inked
 
 
@@ -484,7 +501,7 @@ def _work_from_frame(image, polarity):
     mask = remove_ruled_lines(mask, max(15, int(LINE_FRACTION * work_w)), max(15, int(VERTICAL_LINE_FRACTION * work_h)))
     if _looks_like_noise(mask):
         mask[:] = 0
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((2, 2), np.uint8))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _kernel((2, 2)))
     work = _Work(image, paper, mask, ink, strong_level, float(strong), float(work_w) / w, float(work_h) / h, dark)
     return work, {"ink": ink, "mask": mask, "threshold": threshold, "dark": dark}
 
@@ -612,7 +629,7 @@ def _retrace(work, found):
         x0, y0 = max(0, x - grow), max(0, y - h // 2)
         x1, y1 = min(work_w, x + w + grow), min(work_h, y + h + h // 2)
         _, region = cv2.threshold(work.ink[y0:y1, x0:x1], max(INK_FLOOR * 255.0, RETRACE_LEVEL * local), 255, 0)
-        region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+        region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, _kernel((3, 3)))
         traced = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))[-2]
         touching = [c for c in traced if _overlap(cv2.boundingRect(c), box) > 0]
         if not touching:
