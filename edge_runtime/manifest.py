@@ -208,8 +208,8 @@ def load(model, check_files=True):
     path = manifest_path(model)
     if not os.path.exists(path):
         raise ManifestError(
-            "no manifest at %s; expected a bundle folder such as artifacts/cnn containing "
-            "manifest.json (create it with `make train` or `make export`, or copy it with `make deploy`)" % path
+            "no manifest at %s: manifest.json is missing; expected a bundle folder such as artifacts/cnn "
+            "(create it with `make train` or `make export`, or copy it with `make deploy`)" % os.path.dirname(path)
         )
     try:
         with open(path, "r") as handle:
@@ -236,11 +236,17 @@ def onnx_path(manifest, fp16=False):
     return file_path(manifest, manifest["onnx"]["file"])
 
 
-def verify_files(manifest, names=None):
-    """Compare every recorded sha256 with the file on disk. Raise ManifestError on a mismatch."""
+def recorded_files(manifest):
+    """{name relative to the bundle: sha256} for every file the manifest vouches for."""
     files = dict(manifest.get("files") or {})
     if manifest["onnx"].get("sha256"):
         files.setdefault(manifest["onnx"]["file"], manifest["onnx"]["sha256"])
+    return files
+
+
+def verify_files(manifest, names=None):
+    """Compare every recorded sha256 with the file on disk. Raise ManifestError on a mismatch."""
+    files = recorded_files(manifest)
     if names is not None:
         files = {k: v for k, v in files.items() if k in names}
     for name, expected in sorted(files.items()):

@@ -11,7 +11,6 @@ scripts/deploy.sh and ansible/deploy.yml call it; it never changes the files it 
 
 import argparse
 import hashlib
-import json
 import os
 import socket
 import sys
@@ -20,6 +19,8 @@ import time
 PROG = "remote_verify"
 SUMS_NAME = "SHA256SUMS"
 MARKER = os.path.join(".deploy", "verified.json")
+# The repository checkout (workstation) or the deployed release (device): edge_runtime/ sits beside scripts/.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 EPILOG = """examples:
   python3 scripts/remote_verify.py files artifacts/cnn
@@ -33,41 +34,22 @@ class CheckError(Exception):
     """A file is missing or does not match its recorded sha256."""
 
 
+def manifest_module(root=ROOT):
+    """edge_runtime.manifest from ``root`` (the runtime's own bundle rules; no second copy of them here)."""
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from edge_runtime import manifest as mf
+
+    return mf
+
+
 def sha256_file(path, chunk=1 << 20):
+    """Stdlib on purpose: it checks the deployed edge_runtime/ itself, so it must not run that code first."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while True:
-            block = handle.read(chunk)
-            if not block:
-                break
+        for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def read_manifest(bundle):
-    path = os.path.join(bundle, "manifest.json")
-    if not os.path.isfile(path):
-        raise CheckError(
-            "no bundle at %s (manifest.json is missing); train and export it first "
-            "(`make train` or `make export`) or pass --model with an existing bundle folder" % bundle
-        )
-    try:
-        with open(path, "r") as handle:
-            manifest = json.load(handle)
-    except ValueError as exc:
-        raise CheckError("%s is not valid JSON (%s); re-export the bundle with `make export`" % (path, exc)) from exc
-    if not isinstance(manifest, dict) or "onnx" not in manifest:
-        raise CheckError("%s is not a bundle manifest (no 'onnx' entry); re-export with `make export`" % path)
-    return manifest
-
-
-def recorded_hashes(manifest):
-    """{relative name: sha256} as edge_runtime.manifest.verify_files reads them."""
-    files = dict(manifest.get("files") or {})
-    onnx = manifest.get("onnx") or {}
-    if onnx.get("sha256"):
-        files.setdefault(onnx["file"], onnx["sha256"])
-    return files
 
 
 def check_hashes(folder, hashes, what):
@@ -86,12 +68,15 @@ def check_hashes(folder, hashes, what):
 
 def bundle_files(bundle):
     """Verify a bundle on this machine and return the relative names that belong to it."""
-    manifest = read_manifest(bundle)
-    hashes = recorded_hashes(manifest)
-    if not hashes:
+    mf = manifest_module()
+    try:
+        manifest = mf.load(bundle, check_files=True)
+    except mf.ManifestError as exc:
+        raise CheckError(str(exc)) from exc
+    names = sorted(mf.recorded_files(manifest))
+    if not names:
         raise CheckError("%s/manifest.json records no sha256 for any file; re-export with `make export`" % bundle)
-    check_hashes(bundle, hashes, "bundle " + bundle)
-    return ["manifest.json"] + sorted(hashes)
+    return ["manifest.json"] + names
 
 
 def walk_files(folder):
@@ -138,10 +123,7 @@ def bundles_in(folder):
 
 def verify_with_runtime(folder, bundle):
     """Check a bundle with the deployed edge_runtime.manifest (the runtime's own rules)."""
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    from edge_runtime import manifest as mf  # the copy that was just deployed
-
+    mf = manifest_module(folder)  # the copy that was just deployed
     try:
         mf.load(bundle, check_files=True)
     except mf.ManifestError as exc:
@@ -164,10 +146,7 @@ def verify_release(folder):
         "sha256sums": sha256_file(os.path.join(folder, SUMS_NAME)),
         "python": sys.version.split()[0],
     }
-    os.makedirs(os.path.join(folder, ".deploy"), exist_ok=True)
-    with open(os.path.join(folder, MARKER), "w") as handle:
-        json.dump(marker, handle, indent=2)
-        handle.write("\n")
+    manifest_module(folder).atomic_write_json(os.path.join(folder, MARKER), marker)
     return count, bundles, host
 
 
