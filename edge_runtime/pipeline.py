@@ -297,41 +297,15 @@ class Summary(object):
         return "\n".join(lines)
 
 
-def _truth_digits(truth):
-    """A list of (box, digit) from SyntheticCamera.last_truth, whatever its exact shape; [] if unknown."""
-    if not truth:
-        return []
-    items = truth.get("digits", truth) if isinstance(truth, dict) else truth
-    out = []
-    try:
-        for item in items:
-            if isinstance(item, dict):
-                box = item.get("bbox") or item.get("box")
-                digit = item.get("digit", item.get("label"))
-            else:
-                box, digit = item[0], item[1]
-            if box is not None and digit is not None:
-                out.append((tuple(int(v) for v in box), int(digit)))
-    except (TypeError, ValueError, IndexError, KeyError):
-        return []
-    return out
-
-
 def score_against_truth(detections, truth):
-    """(digits in truth, digits recognised correctly): each truth box takes the best-overlapping detection."""
-    from .smoothing import iou
+    """(digits in truth, digits recognised correctly), matched as scenes.match_detections does
+    (one-to-one, IoU >= 0.3); a low-confidence reading (shown as "?") does not count as correct."""
+    from .scenes import match_detections
 
-    pairs = _truth_digits(truth)
-    correct = 0
-    for box, digit in pairs:
-        best, best_iou = None, 0.3
-        for det in detections:
-            overlap = iou(box, det["bbox"])
-            if overlap > best_iou:
-                best, best_iou = det, overlap
-        if best is not None and best["digit"] == digit and not best["low_confidence"]:
-            correct += 1
-    return len(pairs), correct
+    if not truth:
+        return 0, 0
+    readings = [{"bbox": d["bbox"], "digit": None if d["low_confidence"] else d["digit"]} for d in detections]
+    return len(truth), match_detections(readings, truth).correct
 
 
 def detect_digits(result, detector, manifest, roi, max_digits):

@@ -33,6 +33,8 @@ from typing import List, NamedTuple, Optional
 
 import numpy as np
 
+from .smoothing import iou  # the one IoU of the runtime (tracking uses it per frame)
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 TRUTH_FILE = "truth.json"
 DEFAULT_IOU = 0.3
@@ -46,17 +48,6 @@ class Scene(NamedTuple):
     effect: str = "unknown"
     path: Optional[str] = None
     frame: Optional[np.ndarray] = None
-
-
-def iou(a, b):
-    """Intersection over union of two (x, y, w, h) boxes."""
-    ax, ay, aw, ah = [float(v) for v in a]
-    bx, by, bw, bh = [float(v) for v in b]
-    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _as_detection(item):
