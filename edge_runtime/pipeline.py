@@ -224,10 +224,10 @@ def default_detector():
 def percentiles(values):
     if not len(values):
         return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0}
-    arr = np.asarray(values, dtype=np.float64)
-    p50, p90, p99 = np.percentile(arr, [50, 90, 99])
-    return {"p50": round(float(p50), 3), "p90": round(float(p90), 3), "p99": round(float(p99), 3),
-            "mean": round(float(arr.mean()), 3), "max": round(float(arr.max()), 3)}
+    from .stats import latency_summary  # the one definition of the percentiles (bench uses it too)
+
+    summary = latency_summary(values)
+    return {key: round(summary[key + "_ms"], 3) for key in ("p50", "p90", "p99", "mean", "max")}
 
 
 class Summary(object):
