@@ -312,22 +312,40 @@ def _should_merge(a, b):
     return small_h < FRAGMENT_HEIGHT * big_h and gap <= max(tolerance, FRAGMENT_GAP * big_h)
 
 
+def _far_apart(a, b):
+    """True when boxes a and b are too far apart for any rule of ``_should_merge`` (a quick pre-check)."""
+    gap = max(max(a[0], b[0]) - min(a[0] + a[2], b[0] + b[2]), max(a[1], b[1]) - min(a[1] + a[3], b[1] + b[3]))
+    return gap > max(3.0, max(MERGE_GAP, FRAGMENT_GAP) * max(a[3], b[3]))
+
+
 def merge_fragments(boxes):
-    """Merge boxes that are pieces of one digit; returns (merged boxes, groups of input indices)."""
+    """Merge boxes that are pieces of one digit; returns (merged boxes, groups of input indices).
+
+    Greedy: the first mergeable pair (in index order) is merged, then the search starts over.
+    ``_should_merge`` depends only on the two boxes, so pairs found apart are remembered and not
+    checked again after a merge elsewhere (same result, a fraction of the checks).
+    """
     boxes = [tuple(int(v) for v in b) for b in boxes]
     groups = [[i] for i in range(len(boxes))]
+    apart = set()
     changed = True
     while changed and len(boxes) > 1:
         changed = False
         for i in range(len(boxes)):
+            a = boxes[i]
             for j in range(i + 1, len(boxes)):
-                if _should_merge(boxes[i], boxes[j]):
-                    boxes[i] = _merge_pair(boxes[i], boxes[j])
-                    groups[i].extend(groups[j])
-                    del boxes[j]
-                    del groups[j]
-                    changed = True
-                    break
+                b = boxes[j]
+                if (a, b) in apart:
+                    continue
+                if _far_apart(a, b) or not _should_merge(a, b):
+                    apart.add((a, b))
+                    continue
+                boxes[i] = _merge_pair(a, b)
+                groups[i].extend(groups[j])
+                del boxes[j]
+                del groups[j]
+                changed = True
+                break
             if changed:
                 break
     return boxes, groups
@@ -360,7 +378,7 @@ def remove_ruled_lines(mask, length, vertical_length=None):
     half = cv2.resize(mask, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
     _, half = cv2.threshold(half, 0, 255, cv2.THRESH_BINARY)  # any ink in the 2x2 cell
     gap = LINE_GAP // 2 + 1
-    removed = np.zeros_like(mask)
+    out = mask
     for needed, smear, run, across in (
         (horizontal, (2, gap), (1, max(2, length // 2)), (CROSSING_RUN, 1)),
         (vertical, (gap, 2), (max(2, vertical_length // 2), 1), (1, CROSSING_RUN)),
@@ -368,10 +386,33 @@ def remove_ruled_lines(mask, length, vertical_length=None):
         if not needed:
             continue
         lines = cv2.morphologyEx(cv2.dilate(half, _kernel(smear)), cv2.MORPH_OPEN, _kernel(run))
-        lines = cv2.resize(lines, (w, h), interpolation=cv2.INTER_NEAREST)
+        if not cv2.countNonZero(lines):
+            continue  # the projection's hint was a row (column) of digits, not a line
+        if out is mask:
+            out = mask.copy()
+        _remove_lines(out, mask, lines, across)
+    return out
+
+
+def _remove_lines(out, mask, lines_half, across):
+    """Clear from ``out`` the pixels of ``mask`` under the (half-size) ``lines_half``, except the pixels
+    of pen strokes crossing them (runs of ``across`` in ``mask``). Works on the lines' bounding box only."""
+    h, w = mask.shape
+    if (w, h) != (2 * lines_half.shape[1], 2 * lines_half.shape[0]):  # odd size: the general path
+        lines = cv2.resize(lines_half, (w, h), interpolation=cv2.INTER_NEAREST)
         strokes = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _kernel(across))
-        removed = cv2.bitwise_or(removed, cv2.subtract(cv2.bitwise_and(lines, mask), strokes))
-    return cv2.subtract(mask, removed)
+        out[:] = cv2.subtract(out, cv2.subtract(cv2.bitwise_and(lines, mask), strokes))
+        return
+    lx, ly, lw, lh = cv2.boundingRect(lines_half)
+    x0, y0, x1, y1 = 2 * lx, 2 * ly, 2 * (lx + lw), 2 * (ly + lh)
+    lines = cv2.resize(lines_half[ly : ly + lh, lx : lx + lw], (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+    # The opening at a pixel only sees pixels within one kernel length: open a margin around the box.
+    my, mx = across
+    sy0, sx0, sy1, sx1 = max(0, y0 - my), max(0, x0 - mx), min(h, y1 + my), min(w, x1 + mx)
+    strokes = cv2.morphologyEx(mask[sy0:sy1, sx0:sx1], cv2.MORPH_OPEN, _kernel(across))
+    strokes = strokes[y0 - sy0 : y1 - sy0, x0 - sx0 : x1 - sx0]
+    line_ink = cv2.subtract(cv2.bitwise_and(lines, mask[y0:y1, x0:x1]), strokes)
+    out[y0:y1, x0:x1] = cv2.subtract(out[y0:y1, x0:x1], line_ink)
 
 
 def _normalise_roi(roi, shape):
