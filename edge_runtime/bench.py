@@ -93,7 +93,12 @@ def add_arguments(parser):
     parser.add_argument("--warmup", type=non_negative_int, default=20, metavar="N",
                         help="untimed calls before timing (default: %(default)s)")
     parser.add_argument("--threads", type=non_negative_int, default=0, metavar="N",
-                        help="ONNX Runtime intra-op threads (0 = its default; default: %(default)s)")
+                        help="ONNX Runtime intra-op threads in the model benchmark (0 = its default; "
+                             "default: %(default)s)")
+    parser.add_argument("--pipeline-threads", type=non_negative_int, default=1, metavar="N",
+                        help="ONNX Runtime intra-op threads in the pipeline benchmark, as `run --threads` "
+                             "(0 = its default; default: %(default)s: detection needs the other core, and "
+                             "ONNX Runtime's spinning workers would take it)")
     parser.add_argument("--source", default=DEFAULT_SOURCE, metavar="URI",
                         help="pipeline source: synthetic://, csi://0, /dev/video0, a video, images "
                              "(default: %(default)s)")
@@ -809,7 +814,8 @@ def run(args):
         "bundle": manifest["_dir"],
         "onnx_sha256": manifest["onnx"].get("sha256"),
         "settings": {"iters": iters, "seconds": args.seconds, "warmup": args.warmup, "batches": args.batch,
-                     "threads": args.threads or None, "source": args.source, "frames": args.frames,
+                     "threads": args.threads or None,
+                     "pipeline_threads": args.pipeline_threads or None, "source": args.source, "frames": args.frames,
                      "serial_pipeline": args.serial_pipeline, "repeats": args.repeats},
         "model": rows,
         "skipped": skipped,
@@ -821,13 +827,13 @@ def run(args):
     if not args.no_pipeline:
         backend = pipeline_backend_name(args, [r["backend"] for r in rows] or names)
         LOG.info("pipeline: %d frames from %s through %s", len(frames), args.source, backend)
-        result["pipeline"] = pipeline_benchmark(manifest, frames, backend, args.source, threads=args.threads,
+        result["pipeline"] = pipeline_benchmark(manifest, frames, backend, args.source, threads=args.pipeline_threads,
                                                 serial=args.serial_pipeline, repeats=args.repeats)
     if args.compare_keras:
         same = frames[:args.keras_frames]
         keras = keras_baseline(manifest, same, args.keras_model)
         backend = pipeline_backend_name(args, [r["backend"] for r in rows] or names)
-        ours, ours_cpu = same_frames_ms_per_frame(manifest, same, backend, args.threads,
+        ours, ours_cpu = same_frames_ms_per_frame(manifest, same, backend, args.pipeline_threads,
                                                   serial=args.serial_pipeline, repeats=args.repeats)
         result["baseline"] = baseline_block(keras, ours, backend, ours_cpu)
     result["environment_after"] = envmod.thermal_snapshot()

@@ -247,3 +247,31 @@ def test_engine_options_reach_the_tensorrt_backend(tiny_bundle, tmp_path):
     assert code == 0
     assert bench.backend_options("tensorrt", 0) == {"engine": "x.engine", "build": False}
     assert bench.backend_options("onnxruntime", 2) == {"intra_op_threads": 2}
+
+
+@pytest.mark.parametrize("flags, model_threads, pipeline_threads", [([], None, 1), (["--pipeline-threads", "0",
+                                                                                      "--threads", "2"], 2, None)])
+def test_pipeline_threads_reach_the_pipeline_backend(tiny_bundle, tmp_path, monkeypatch, flags, model_threads,
+                                                     pipeline_threads):
+    """The pipeline benchmark opens ONNX Runtime with --pipeline-threads (default 1, as `run`), the model
+    benchmark with --threads (default: ONNX Runtime's choice)."""
+    from edge_runtime import pipeline
+
+    if "onnxruntime" not in LOCAL_BACKENDS:
+        pytest.skip("onnxruntime not installed")
+    seen = []
+    real = pipeline.run_pipeline
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("backend_options"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_pipeline", spy)
+    frames = few_frames(tmp_path, 3)
+    args = parse(["--model", tiny_bundle["_dir"], "--backend", "onnxruntime", "--batch", "1", "--iters", "1",
+                  "--repeats", "1", "--source", frames, "--frames", "3", "--out", str(tmp_path / "o")] + flags)
+    assert bench.run(args) == 0
+    settings = json.loads((tmp_path / "o" / "bench.json").read_text())["settings"]
+    assert settings["threads"] == model_threads and settings["pipeline_threads"] == pipeline_threads
+    expected = {"intra_op_threads": pipeline_threads} if pipeline_threads else {}
+    assert seen and all(options == expected for options in seen)
