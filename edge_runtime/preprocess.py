@@ -25,8 +25,9 @@ big ones), about 1.7-2 ms for a 640x480 frame with six digits on one core of a b
    the pixels of pen strokes that cross them (long runs across the line).
 6. Pieces: external contours. Pieces of one digit (a stroke with a gap, a 5's
    detached bar, halves of a broken 3 or 8) are merged by box rules: overlapping
-   boxes, stacked pieces sharing their x-range and nearly touching, or a small
-   fragment close to a big piece; the merged box must stay digit-shaped, and a
+   boxes, stacked pieces sharing their x-range and nearly touching, a small
+   fragment close to a big piece, or two thin pieces of one slanted stroke (a light
+   1 broken by the threshold, ends at most a pixel apart sideways); the merged box must stay digit-shaped, and a
    merged chain of several digit-sized pieces is split back into its pieces. A box
    wider than 1.15 x its height with an (almost) empty column is split there:
    digits of a number written close together.
@@ -94,6 +95,7 @@ MERGED_MAX_GROWTH = 1.5  # and together are at most this much taller than the bi
 MERGED_MAX_SPAN = 2.6  # merged pieces taller than this many times their tallest piece are several digits
 FRAGMENT_GAP = 0.15  # and may be this far (fraction of the big piece's height) from it
 FRAGMENT_HEIGHT = 0.35  # a piece this much shorter than its neighbour may be a broken-off fragment
+THIN_STROKE = 0.4  # pieces at most this wide for their height are strokes (a broken 1)
 NOISE_CHECK_COVERAGE = 0.01  # above this much ink, check that it is strokes, not specks
 NOISE_SOLID = 0.25  # ...and noise if less than this fraction of it survives a 2x2 opening
 MAX_INK_COVERAGE = 0.25  # more of the frame than this looks like ink: noise or texture, not paper
@@ -312,7 +314,16 @@ def _should_merge(a, b):
             return True  # (two halves of a broken 3 or 8 are allowed when they nearly touch)
     # A small fragment right next to a big piece.
     gap = max(-x_overlap, -y_overlap)
-    return small_h < FRAGMENT_HEIGHT * big_h and gap <= max(tolerance, FRAGMENT_GAP * big_h)
+    if small_h < FRAGMENT_HEIGHT * big_h and gap <= max(tolerance, FRAGMENT_GAP * big_h):
+        return True
+    return _broken_stroke(a, b, x_overlap, y_overlap, tolerance)
+
+
+def _broken_stroke(a, b, x_overlap, y_overlap, tolerance):
+    """Two thin pieces one above the other, in (nearly) the same columns: one pen stroke (a light 1)
+    broken by the threshold."""
+    thin = MIN_WIDTH_PX <= a[2] <= THIN_STROKE * a[3] and MIN_WIDTH_PX <= b[2] <= THIN_STROKE * b[3]
+    return thin and -x_overlap <= 1 and 0 <= -y_overlap <= tolerance
 
 
 def _far_apart(a, b):

@@ -218,6 +218,25 @@ def test_a_digit_with_a_gap_in_its_stroke_is_one_detection():
     assert best_iou((196, 58, 52, 92), found.boxes) >= 0.7
 
 
+def test_a_thin_1_broken_by_the_threshold_is_one_detection():
+    frame = np.full((240, 320, 3), 240, np.uint8)
+    # A "5" whose top bar was written as its own stroke, beside and above its body.
+    cv2.line(frame, (60, 70), (58, 110), (20, 20, 20), 5)
+    cv2.ellipse(frame, (75, 132), (24, 24), 0, -150, 150, (20, 20, 20), 5)
+    cv2.line(frame, (118, 62), (150, 60), (20, 20, 20), 5)
+    # A thin, light "1" broken in two by the threshold, the halves offset by the slant.
+    cv2.line(frame, (221, 60), (219, 102), (90, 90, 90), 2)
+    cv2.line(frame, (216, 106), (213, 150), (90, 90, 90), 2)
+    # A 1 in one stroke with a speck beside it: the speck is not part of it.
+    cv2.line(frame, (160, 80), (160, 140), (20, 20, 20), 5)
+    cv2.circle(frame, (178, 74), 1, (20, 20, 20), -1)
+    found = pp.digits_from_frame(frame, PRE)
+    assert len(found.boxes) == 3, found.boxes
+    assert best_iou((49, 57, 104, 102), found.boxes) >= 0.7
+    assert best_iou((211, 58, 12, 94), found.boxes) >= 0.6
+    assert best_iou((157, 77, 7, 66), found.boxes) >= 0.7
+
+
 def test_ruled_lines_specks_and_blobs_are_rejected_digits_on_lines_kept(mnist_sample):
     images, _ = mnist_sample
     rng = np.random.RandomState(1)
