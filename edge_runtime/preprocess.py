@@ -6,8 +6,10 @@ imports only numpy and cv2. Every size and scale comes from the manifest's
 
 Detection approach (``digits_from_frame``): vectorised OpenCV at a working size
 (half resolution, or the longer side at 320 px for small frames and at most 960 px for
-big ones), about 1.7-2 ms for a 640x480 frame with six digits on one core of a busy
-2-core x86 box; the per-digit work is a few small crops.
+big ones): 1.17 ms of CPU per 640x480 frame with 4.5 digits on average (300 synthetic://
+frames read from memory, one OpenCV thread, 2-core x86 VM; it was 1.85 ms before the
+merge, ruled-line and crop changes of 2026-11-23 in the same script); the per-digit work
+is a few small crops.
 
 1. Ink image: BGR/BGRA -> the minimum over B, G, R, so blue and red pens are as dark
    as black ones (gray frames are used as they are).
