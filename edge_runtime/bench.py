@@ -374,8 +374,11 @@ def _threaded_pipeline(source, backend, manifest, count, warmup, threads):
     def on_result(result):
         done.append((time.perf_counter(), dict(result.timings), len(result.boxes), time.process_time()))
 
+    options = backend_options(backend, threads)
+    if backend == "onnxruntime" and not threads:
+        options["intra_op_threads"] = None  # ONNX Runtime's choice (run_pipeline's default is 1)
     summary = run_pipeline(source, backend, manifest, outputs=[_JsonlToMemory()], max_frames=count + warmup,
-                           backend_options=backend_options(backend, threads), smooth_window=0, on_result=on_result)
+                           backend_options=options, smooth_window=0, on_result=on_result)
     if getattr(summary, "error", None):
         raise UserError("the pipeline stopped: %s" % summary.error)
     kept = done[warmup:]

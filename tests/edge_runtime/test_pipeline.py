@@ -359,3 +359,14 @@ def test_opencv_uses_one_thread_only_during_the_run(tiny_bundle):
         assert seen == [2]
     finally:
         cv2.setNumThreads(before)
+
+
+@pytest.mark.parametrize("options, threads", [(None, 1), ({"intra_op_threads": None}, None),
+                                              ({"intra_op_threads": 2}, 2)])
+def test_onnxruntime_gets_one_intra_op_thread_unless_asked(tiny_bundle, options, threads):
+    """ONNX Runtime's default (a spinning worker per core) would take the core detection needs."""
+    pytest.importorskip("onnxruntime")
+    frames = [np.zeros((64, 64, 3), np.uint8)] * 2
+    summary = run_pipeline(MemorySource(frames), "onnxruntime", tiny_bundle, backend_options=options)
+    assert summary.frames == 2
+    assert summary.backend_info["intra_op_threads"] == threads
