@@ -29,10 +29,10 @@ is a few small crops.
    detached bar, halves of a broken 3 or 8) are merged by box rules: overlapping
    boxes, stacked pieces sharing their x-range and nearly touching, a small
    fragment close to a big piece, or two thin pieces of one slanted stroke (a light
-   1 broken by the threshold, ends at most a pixel apart sideways); the merged box must stay digit-shaped, and a
-   merged chain of several digit-sized pieces is split back into its pieces. A box
-   wider than 1.15 x its height with an (almost) empty column is split there:
-   digits of a number written close together.
+   1 broken by the threshold, ends at most a pixel apart sideways); the merged box
+   must stay digit-shaped, and a merged chain of several digit-sized pieces is
+   split back into its pieces. A box wider than 1.15 x its height with an (almost)
+   empty column is split there: digits of a number written close together.
 7. Rejection: specks, stubs of rulings, anything touching the frame or ROI edge
    (paper edges, shadows, digits cut by the frame), too wide (w > 2.5 h) or too
    thin shapes (text-line fragments, line remnants), solid dark blobs and the
