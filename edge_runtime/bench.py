@@ -150,8 +150,8 @@ _engine_options = {}
 
 
 def backend_options(name, threads):
-    if name == "onnxruntime" and threads:
-        return {"intra_op_threads": threads}
+    if name == "onnxruntime":  # 0 -> None: ONNX Runtime's choice (said explicitly: run_pipeline's default is 1)
+        return {"intra_op_threads": threads or None}
     if name == "tensorrt":
         return dict(_engine_options)
     return {}
@@ -364,8 +364,10 @@ class _JsonlToMemory(object):
                                 "timing_ms": result.timings})
 
 
-def _threaded_pipeline(source, backend, manifest, count, warmup, threads):
-    """pipeline.run_pipeline (capture, recognition and output threads) -> (stage_ms, digits, fps, cpu ms/frame)."""
+def _threaded_pipeline(source, backend, manifest, count, warmup, threads, detector=None):
+    """pipeline.run_pipeline (capture, recognition and output threads) -> (stage_ms, digits, fps, cpu ms/frame).
+
+    ``detector``: another digits_from_frame (scripts/ab_detector.py compares revisions); None = the current one."""
     from .pipeline import run_pipeline
 
     done = []
@@ -374,11 +376,9 @@ def _threaded_pipeline(source, backend, manifest, count, warmup, threads):
     def on_result(result):
         done.append((time.perf_counter(), dict(result.timings), len(result.boxes), time.process_time()))
 
-    options = backend_options(backend, threads)
-    if backend == "onnxruntime" and not threads:
-        options["intra_op_threads"] = None  # ONNX Runtime's choice (run_pipeline's default is 1)
     summary = run_pipeline(source, backend, manifest, outputs=[_JsonlToMemory()], max_frames=count + warmup,
-                           backend_options=options, smooth_window=0, on_result=on_result)
+                           backend_options=backend_options(backend, threads), smooth_window=0, on_result=on_result,
+                           detector=detector)
     if getattr(summary, "error", None):
         raise UserError("the pipeline stopped: %s" % summary.error)
     kept = done[warmup:]

@@ -10,25 +10,27 @@ pipeline (``pipeline.run_pipeline``, frames from memory) for ``--rounds`` altern
 
 It prints one line per pass and the medians (FPS, p50/p99 frame latency, preprocess and infer
 stage medians, process CPU ms per frame). ``--old-threads`` / ``--new-threads`` set the ONNX
-Runtime intra-op threads of each side (0 = ONNX Runtime's choice).
+Runtime intra-op threads of each side (0 = ONNX Runtime's choice). Frames, warm-up and timing are
+``edge_runtime.bench``'s own (``frames_from_source``, ``memory_passes``), so the figures compare
+with ``make bench``.
 """
 
 import argparse
+import functools
 import importlib.util
 import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from edge_runtime import bench, stats  # noqa: E402
 from edge_runtime import manifest as mf  # noqa: E402
-from edge_runtime import pipeline  # noqa: E402
-from edge_runtime.sources import MemorySource, open_source  # noqa: E402
+from edge_runtime.errors import UserError  # noqa: E402
 
 
 def detector_at(rev, workdir):
@@ -47,37 +49,14 @@ def detector_at(rev, workdir):
     return module.digits_from_frame
 
 
-def read_frames(uri, count):
-    frames = []
-    with open_source(uri) as source:
-        while len(frames) < count:
-            ok, frame, _ = source.read()
-            if not ok:
-                break
-            frames.append(frame)
-    if not frames:
-        sys.exit("ab_detector: no frames from %s" % uri)
-    return frames
-
-
-def one_pass(manifest, frames, detector, threads, warmup=10):
-    warmup = min(warmup, len(frames))
-    done = []
-
-    def on_result(result):
-        done.append((time.perf_counter(), time.process_time(), dict(result.timings)))
-
-    options = {"intra_op_threads": threads} if threads else {}
-    pipeline.run_pipeline(MemorySource(frames[:warmup] + frames), "onnxruntime", manifest,
-                          max_frames=len(frames) + warmup, backend_options=options, smooth_window=0,
-                          detector=detector, on_result=on_result)
-    kept = done[warmup:]
-    seconds = kept[-1][0] - done[warmup - 1][0]
-    cpu = (kept[-1][1] - done[warmup - 1][1]) * 1e3 / len(kept)
-    total = np.array([t["total"] for _, _, t in kept])
-    return (len(kept) / seconds, float(np.median(total)), float(np.percentile(total, 99)),
-            float(np.median([t["preprocess"] for _, _, t in kept])),
-            float(np.median([t["infer"] for _, _, t in kept])), cpu)
+def one_pass(manifest, frames, detector, threads):
+    """One pass over the in-memory frames through bench's threaded pipeline (same warm-up and timing
+    as `make bench`) -> (FPS, p50, p99, preprocess p50, infer p50, process CPU ms per frame)."""
+    runner = functools.partial(bench._threaded_pipeline, detector=detector)
+    stage_ms, _, fps, cpu = bench.memory_passes(runner, manifest, frames, "onnxruntime", threads, repeats=1)
+    total = stats.latency_summary(stage_ms["total"])
+    return (fps[0], total["p50_ms"], total["p99_ms"], stats.median(stage_ms["preprocess"]),
+            stats.median(stage_ms["infer"]), cpu[0])
 
 
 def main(argv=None):
@@ -90,8 +69,11 @@ def main(argv=None):
     parser.add_argument("--old-threads", type=int, default=0)
     parser.add_argument("--new-threads", type=int, default=1)
     args = parser.parse_args(argv)
-    manifest = mf.load(args.model)
-    frames = read_frames(args.source, args.frames)
+    try:
+        manifest = mf.load(args.model)
+        frames = bench.frames_from_source(args.source, args.frames)
+    except (mf.ManifestError, UserError) as exc:
+        sys.exit("ab_detector: %s" % exc)
     from edge_runtime.preprocess import digits_from_frame
 
     with tempfile.TemporaryDirectory() as workdir:

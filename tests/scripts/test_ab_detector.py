@@ -32,3 +32,10 @@ def test_unknown_revision_is_a_clear_error():
     done = run("--rev", "no-such-revision-xyz", "--frames", "2", "--rounds", "1")
     assert done.returncode != 0
     assert "cannot read edge_runtime/preprocess.py at 'no-such-revision-xyz'" in done.stderr
+
+
+def test_missing_bundle_or_source_is_a_clear_error(tmp_path):
+    done = run("--rev", "HEAD", "--model", str(tmp_path / "nothing"), "--frames", "2", "--rounds", "1")
+    assert done.returncode == 1 and "ab_detector: no manifest at" in done.stderr and "Traceback" not in done.stderr
+    done = run("--rev", "HEAD", "--source", str(tmp_path / "none.png"), "--frames", "2", "--rounds", "1")
+    assert done.returncode == 1 and "does not exist" in done.stderr and "Traceback" not in done.stderr
