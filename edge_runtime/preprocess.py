@@ -28,8 +28,10 @@ is a few small crops.
 6. Pieces: external contours. Pieces of one digit (a stroke with a gap, a 5's
    detached bar, halves of a broken 3 or 8) are merged by box rules: overlapping
    boxes, stacked pieces sharing their x-range and nearly touching, a small
-   fragment close to a big piece, or two thin pieces of one slanted stroke (a light
-   1 broken by the threshold, ends at most a pixel apart sideways); the merged box
+   fragment close to a big piece, two thin pieces of one slanted stroke (a light
+   1 broken by the threshold, ends at most a pixel apart sideways), or a flat bar
+   floating up to a third of the body's height above and right of it (a 5's top
+   written apart: 3 more digits right on 300 synthetic camera frames); the merged box
    must stay digit-shaped, and a merged chain of several digit-sized pieces is
    split back into its pieces. A box wider than 1.15 x its height with an (almost)
    empty column is split there: digits of a number written close together.
@@ -98,6 +100,8 @@ MERGED_MAX_SPAN = 2.6  # merged pieces taller than this many times their tallest
 FRAGMENT_GAP = 0.15  # and may be this far (fraction of the big piece's height) from it
 FRAGMENT_HEIGHT = 0.35  # a piece this much shorter than its neighbour may be a broken-off fragment
 THIN_STROKE = 0.4  # pieces at most this wide for their height are strokes (a broken 1)
+BAR_ASPECT = 2.0  # a piece at least this many times as wide as tall, above a taller one, may be a 5's bar
+BAR_GAP = 0.35  # written apart from its body by at most this fraction of the body's height
 NOISE_CHECK_COVERAGE = 0.01  # above this much ink, check that it is strokes, not specks
 NOISE_SOLID = 0.25  # ...and noise if less than this fraction of it survives a 2x2 opening
 MAX_INK_COVERAGE = 0.25  # more of the frame than this looks like ink: noise or texture, not paper
@@ -318,7 +322,21 @@ def _should_merge(a, b):
     gap = max(-x_overlap, -y_overlap)
     if small_h < FRAGMENT_HEIGHT * big_h and gap <= max(tolerance, FRAGMENT_GAP * big_h):
         return True
-    return _broken_stroke(a, b, x_overlap, y_overlap, tolerance)
+    return _broken_stroke(a, b, x_overlap, y_overlap, tolerance) or _detached_bar(a, b)
+
+
+def _detached_bar(a, b):
+    """A 5's top bar written apart from its body: a flat piece (not longer than the body is tall)
+    floating above the body's top, starting over it or a little to its right."""
+    bar, body = (a, b) if a[3] < b[3] else (b, a)
+    bx, by, bw, bh = bar
+    x, y, w, h = body
+    if bw < BAR_ASPECT * bh or bw > 1.5 * h:
+        return False
+    reach = BAR_GAP * h
+    above = by + bh <= y + 0.25 * h and y - (by + bh) <= reach
+    beside = x - 0.2 * h <= bx <= x + w + reach
+    return above and beside
 
 
 def _broken_stroke(a, b, x_overlap, y_overlap, tolerance):
@@ -331,7 +349,7 @@ def _broken_stroke(a, b, x_overlap, y_overlap, tolerance):
 def _far_apart(a, b):
     """True when boxes a and b are too far apart for any rule of ``_should_merge`` (a quick pre-check)."""
     gap = max(max(a[0], b[0]) - min(a[0] + a[2], b[0] + b[2]), max(a[1], b[1]) - min(a[1] + a[3], b[1] + b[3]))
-    return gap > max(3.0, max(MERGE_GAP, FRAGMENT_GAP) * max(a[3], b[3]))
+    return gap > max(3.0, max(MERGE_GAP, FRAGMENT_GAP, BAR_GAP) * max(a[3], b[3]))
 
 
 def merge_fragments(boxes):

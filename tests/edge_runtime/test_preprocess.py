@@ -237,6 +237,25 @@ def test_a_thin_1_broken_by_the_threshold_is_one_detection():
     assert best_iou((157, 77, 7, 66), found.boxes) >= 0.7
 
 
+def test_a_5_whose_bar_floats_apart_is_one_digit_a_dash_beside_a_digit_is_not_part_of_it():
+    frame = np.full((240, 320, 3), 240, np.uint8)
+    # A "5" whose top bar was written as its own stroke, well above and to the right of its body
+    # (a quarter of the body's height away in both directions: too far for the fragment rule).
+    cv2.line(frame, (60, 80), (58, 110), (20, 20, 20), 5)
+    cv2.ellipse(frame, (75, 132), (24, 24), 0, -150, 150, (20, 20, 20), 5)
+    cv2.line(frame, (122, 62), (156, 56), (20, 20, 20), 5)
+    # A "1" with a dash at half its height to its right: the dash is no bar, and no digit.
+    cv2.line(frame, (230, 80), (230, 150), (20, 20, 20), 5)
+    cv2.line(frame, (252, 115), (284, 115), (20, 20, 20), 5)
+    found = pp.digits_from_frame(frame, PRE)
+    assert len(found.boxes) == 2, found.boxes
+    assert best_iou((48, 53, 111, 106), found.boxes) >= 0.7
+    assert best_iou((227, 77, 7, 76), found.boxes) >= 0.7
+    # (the rule itself: the bar and the body as found at this size; the dash is beside, not above)
+    assert pp._detached_bar((120, 54, 41, 13), (52, 78, 52, 83))
+    assert not pp._detached_bar((250, 113, 37, 7), (228, 78, 7, 77))
+
+
 def test_ruled_lines_specks_and_blobs_are_rejected_digits_on_lines_kept(mnist_sample):
     images, _ = mnist_sample
     rng = np.random.RandomState(1)
