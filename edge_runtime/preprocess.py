@@ -102,6 +102,7 @@ FRAGMENT_HEIGHT = 0.35  # a piece this much shorter than its neighbour may be a 
 THIN_STROKE = 0.4  # pieces at most this wide for their height are strokes (a broken 1)
 BAR_ASPECT = 2.0  # a piece at least this many times as wide as tall, above a taller one, may be a 5's bar
 BAR_GAP = 0.35  # written apart from its body by at most this fraction of the body's height
+BAR_MIN_WIDTH = 0.3  # and at least this wide for the body's height
 NOISE_CHECK_COVERAGE = 0.01  # above this much ink, check that it is strokes, not specks
 NOISE_SOLID = 0.25  # ...and noise if less than this fraction of it survives a 2x2 opening
 MAX_INK_COVERAGE = 0.25  # more of the frame than this looks like ink: noise or texture, not paper
@@ -331,8 +332,8 @@ def _detached_bar(a, b):
     bar, body = (a, b) if a[3] < b[3] else (b, a)
     bx, by, bw, bh = bar
     x, y, w, h = body
-    if bw < BAR_ASPECT * bh or bw > 1.5 * h:
-        return False
+    if bw < BAR_ASPECT * bh or not BAR_MIN_WIDTH * h <= bw <= 1.5 * h:
+        return False  # not flat, a speck or a ruling's stub, or a line longer than a 5's bar
     reach = BAR_GAP * h
     above = by + bh <= y + 0.25 * h and y - (by + bh) <= reach
     beside = x - 0.2 * h <= bx <= x + w + reach

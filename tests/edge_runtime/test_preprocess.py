@@ -254,6 +254,7 @@ def test_a_5_whose_bar_floats_apart_is_one_digit_a_dash_beside_a_digit_is_not_pa
     # (the rule itself: the bar and the body as found at this size; the dash is beside, not above)
     assert pp._detached_bar((120, 54, 41, 13), (52, 78, 52, 83))
     assert not pp._detached_bar((250, 113, 37, 7), (228, 78, 7, 77))
+    assert not pp._detached_bar((36, 44, 2, 1), (28, 49, 19, 22))  # a speck of a ruling over a 6
 
 
 def test_ruled_lines_specks_and_blobs_are_rejected_digits_on_lines_kept(mnist_sample):
