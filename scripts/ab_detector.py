@@ -1,12 +1,15 @@
-"""Side-by-side pipeline benchmark: digit detection from another git revision vs the working tree.
+"""Side-by-side pipeline benchmark: digit detection from another git revision, or another model,
+vs the working tree.
 
 Shared machines are noisy, so a speed change is only believable when old and new run in one
 process, on the same frames, alternating. This script loads ``edge_runtime/preprocess.py`` as it
 was at ``--rev`` (``git show``) next to the current one, and runs both through the real threaded
-pipeline (``pipeline.run_pipeline``, frames from memory) for ``--rounds`` alternating rounds:
+pipeline (``pipeline.run_pipeline``, frames from memory) for ``--rounds`` alternating rounds;
+``--old-model`` gives the old side another bundle (a model change, with or without ``--rev``):
 
     .venv/bin/python scripts/ab_detector.py --rev 2968a93 --model tests/fixtures/bundles/cnn
     .venv/bin/python scripts/ab_detector.py --rev HEAD~3 --old-threads 0 --new-threads 1
+    .venv/bin/python scripts/ab_detector.py --old-model artifacts/cnn --model artifacts/cnn5
 
 It prints one line per pass and the medians (FPS, p50/p99 frame latency, preprocess and infer
 stage medians, process CPU ms per frame). ``--old-threads`` / ``--new-threads`` set the ONNX
@@ -61,32 +64,36 @@ def one_pass(manifest, frames, detector, threads):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rev", required=True, help="git revision of the old preprocess.py")
+    parser.add_argument("--rev", help="git revision of the old preprocess.py (default: the working tree's)")
     parser.add_argument("--model", default=os.path.join(ROOT, "tests", "fixtures", "bundles", "cnn"))
+    parser.add_argument("--old-model", help="bundle for the old side (default: --model)")
     parser.add_argument("--source", default="synthetic://")
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--old-threads", type=int, default=0)
+    parser.add_argument("--old-threads", type=int, default=1)
     parser.add_argument("--new-threads", type=int, default=1)
     args = parser.parse_args(argv)
     try:
         manifest = mf.load(args.model)
+        old_manifest = mf.load(args.old_model) if args.old_model else manifest
         frames = bench.frames_from_source(args.source, args.frames)
     except (mf.ManifestError, UserError) as exc:
         sys.exit("ab_detector: %s" % exc)
     from edge_runtime.preprocess import digits_from_frame
 
     with tempfile.TemporaryDirectory() as workdir:
-        sides = {"old": (detector_at(args.rev, workdir), args.old_threads),
-                 "new": (digits_from_frame, args.new_threads)}
+        old_detector = detector_at(args.rev, workdir) if args.rev else digits_from_frame
+        sides = {"old": (old_manifest, old_detector, args.old_threads),
+                 "new": (manifest, digits_from_frame, args.new_threads)}
         rows = {name: [] for name in sides}
         for _ in range(args.rounds):
-            for name, (detector, threads) in sides.items():
-                row = one_pass(manifest, frames, detector, threads)
+            for name, (side_manifest, detector, threads) in sides.items():
+                row = one_pass(side_manifest, frames, detector, threads)
                 rows[name].append(row)
                 print("%-4s fps %4.0f  p50 %.2f  p99 %.2f  preprocess %.2f  infer %.2f  cpu %.2f ms/frame"
                       % ((name,) + row), flush=True)
-    print("medians over %d rounds (%d frames from %s, old = %s):" % (args.rounds, len(frames), args.source, args.rev))
+    old = ", ".join(part for part in (args.rev, args.old_model) if part) or "the same code and model"
+    print("medians over %d rounds (%d frames from %s, old = %s):" % (args.rounds, len(frames), args.source, old))
     for name, values in rows.items():
         a = np.array(values)
         print("%-4s fps %4.0f (%.0f-%.0f)  p50 %.2f  p99 %.2f (%.2f-%.2f)  preprocess %.2f  infer %.2f  cpu %.2f"

@@ -39,3 +39,13 @@ def test_missing_bundle_or_source_is_a_clear_error(tmp_path):
     assert done.returncode == 1 and "ab_detector: no manifest at" in done.stderr and "Traceback" not in done.stderr
     done = run("--rev", "HEAD", "--source", str(tmp_path / "none.png"), "--frames", "2", "--rounds", "1")
     assert done.returncode == 1 and "does not exist" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_two_models_with_the_same_detection(tmp_path):
+    bundle = os.path.join(ROOT, "tests", "fixtures", "bundles", "cnn")
+    done = run("--old-model", bundle, "--frames", "3", "--rounds", "1", "--source", "synthetic://?seed=5")
+    assert done.returncode == 0, done.stderr
+    assert len(re.findall(r"^(old|new) +fps +\d+ +p50", done.stdout, re.M)) == 2
+    assert "old = %s)" % bundle in done.stdout
+    done = run("--old-model", str(tmp_path / "nothing"), "--frames", "2", "--rounds", "1")
+    assert done.returncode == 1 and "ab_detector: no manifest at" in done.stderr and "Traceback" not in done.stderr
