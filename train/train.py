@@ -164,6 +164,8 @@ def config_hash(config):
     """Hash of the configuration plus the model builder's source (a changed architecture retrains)."""
     payload = dict(config._asdict())
     payload["builder"] = inspect.getsource(zoo.lookup(config.model).build)
+    if config.augment:  # changed augmentation settings retrain too
+        payload["augmentation"] = mnist_data.Augment()._asdict()
     blob = json.dumps(payload, sort_keys=True).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]
 
