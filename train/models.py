@@ -118,21 +118,36 @@ def build_mlp_bn():
 # --------------------------------------------------------------------------
 
 
-def build_cnn():
-    """The default compact CNN (~200k params): conv32-conv32-pool-conv64-conv64-pool-dense128, BN + dropout."""
-    keras = _keras()
+def _bn_cnn(name, blocks, kernel, keras):
+    """Blocks of valid kxk convolutions (BN + ReLU), each closed by 2x2 max pooling and dropout, then
+    fc128 (BN + ReLU) and the softmax head with dropout 0.4. ``blocks``: ((filters, ...), dropout) each."""
     inputs = _input(keras)
-    x = _conv_bn_relu(inputs, keras, 32, 3, padding="valid")  # 26x26
-    x = _conv_bn_relu(x, keras, 32, 3, padding="valid")  # 24x24
-    x = keras.layers.MaxPooling2D(2)(x)  # 12x12
-    x = keras.layers.Dropout(0.2)(x)
-    x = _conv_bn_relu(x, keras, 64, 3, padding="valid")  # 10x10
-    x = _conv_bn_relu(x, keras, 64, 3, padding="valid")  # 8x8
-    x = keras.layers.MaxPooling2D(2)(x)  # 4x4
-    x = keras.layers.Dropout(0.25)(x)
+    x = inputs
+    for filters, dropout in blocks:
+        for count in filters:
+            x = _conv_bn_relu(x, keras, count, kernel, padding="valid")
+        x = keras.layers.MaxPooling2D(2)(x)
+        x = keras.layers.Dropout(dropout)(x)
     x = keras.layers.Flatten()(x)
     x = _dense_bn_relu(x, keras, 128)
-    return keras.Model(inputs, _classifier_head(x, keras, dropout=0.4), name="cnn")
+    return keras.Model(inputs, _classifier_head(x, keras, dropout=0.4), name=name)
+
+
+def build_cnn():
+    """The default compact CNN (~200k params): conv32-conv32-pool-conv64-conv64-pool-dense128, BN + dropout."""
+    return _bn_cnn("cnn", (((32, 32), 0.2), ((64, 64), 0.25)), 3, _keras())
+
+
+def build_cnn5():
+    """A fast CNN (185k params, 7.7 MFLOPs, 2.5x less than cnn): conv5x5x32-pool-conv5x5x64-pool-fc128,
+    BN + dropout (28 -> 24 -> 12 -> 8 -> 4: 4x4x64 features).
+
+    Measured against cnn (2026-11-23, same detection, side by side): 99.66 vs 99.61 % on the 10k test
+    digits, inference of a frame's digits 0.77 vs 1.48 ms and p99 frame latency 7.1 vs 13.4 ms in the
+    pipeline, but 98.59 vs 98.78 % on 5,401 synthetic camera digits (its thinner-stroke bias reads a
+    thick camera "4" as 6): the default stays cnn, cnn5 is the choice where latency matters most.
+    """
+    return _bn_cnn("cnn5", (((32,), 0.2), ((64,), 0.25)), 5, _keras())
 
 
 def build_cnn2():
@@ -192,6 +207,8 @@ def build_lstm():
 # Sized for `make train` on a 2-core CPU (about 11 minutes for mlp + cnn); raise --epochs on a GPU.
 _MLP = TrainDefaults(epochs=20, batch_size=256, lr=2e-3, lr_decay=0.85, patience=5, augment=True)
 _CNN = TrainDefaults(epochs=10, batch_size=128, lr=2e-3, lr_decay=0.75, patience=4, augment=True)
+# cnn5 learns for longer with a slower decay: 99.66 % in 20 epochs (99.50 % in 10 with _CNN's).
+_CNN_LONG = _CNN._replace(epochs=20, lr_decay=0.85, patience=6)
 
 ZOO = [
     ZooEntry("softmax", build_softmax, "softmax regression 784-10",
@@ -203,6 +220,7 @@ ZOO = [
     ZooEntry("deep_mlp", build_deep_mlp, "deep MLP 784-1024-512-256-128-10, ReLU, LR decay, dropout", _MLP),
     ZooEntry("mlp_bn", build_mlp_bn, "MLP 784-512-256-10 with batch norm + dropout", _MLP),
     ZooEntry("cnn", build_cnn, "compact CNN conv32x2-pool-conv64x2-pool-fc128, BN + dropout (default)", _CNN),
+    ZooEntry("cnn5", build_cnn5, "fast CNN conv5x5x32-pool-conv5x5x64-pool-fc128, BN + dropout", _CNN_LONG),
     ZooEntry("cnn2", build_cnn2, "2-conv CNN 5x5x32-pool-5x5x64-pool-fc1024, dropout", _CNN._replace(lr=1e-3)),
     ZooEntry("cnn3", build_cnn3, "3-conv CNN 6/12/24 filters, strides 1/2/2, fc200, dropout", _CNN),
     ZooEntry("cnn3_bn", build_cnn3_bn, "3-conv CNN with batch norm", _CNN),

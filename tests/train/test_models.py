@@ -10,7 +10,9 @@ pytest.importorskip("tensorflow")
 from train import models  # noqa: E402
 
 # name -> (params, FLOPs per image); counted by hand for the defaults, e.g. cnn:
-# conv 3x3 26x26x32 (no bias, BN) ... dense 1024->128 (BN) -> 10.
+# conv 3x3 26x26x32 (no bias, BN) ... dense 1024->128 (BN) -> 10; cnn5: conv 5x5 24x24x32
+# 2*25*32*576 = 921,600, conv 5x5x32 8x8x64 2*800*64*64 = 6,553,600, dense 1024->128 262,144,
+# 128->10 2,560: 7,739,904 FLOPs.
 EXPECTED_SIZES = {
     "softmax": (7850, 15680),
     "mlp": (535818, 1070080),
@@ -19,6 +21,7 @@ EXPECTED_SIZES = {
     "deep_mlp": (1494154, 2984448),
     "mlp_bn": (538122, 1070080),
     "cnn": (198442, 19675904),
+    "cnn5": (185258, 7739904),
     "cnn2": (3274634, 27767808),
     "cnn3": (244010, 1866784),
     "cnn3_bn": (244736, 1866784),

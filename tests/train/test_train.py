@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 
 import pytest
 
@@ -77,6 +78,19 @@ def test_rerun_is_incremental_and_force_retrains(quick_run, capsys):
     assert read_metrics(os.path.join(out, "mlp300"))["epochs"] == 1
 
 
+def test_config_hash_follows_augmentation_settings_and_the_architecture(monkeypatch):
+    from train import data
+
+    config = train_cli.TrainConfig("cnn", 10, 128, 2e-3, 0.75, 4, True, 0, "hub")
+    before, plain = train_cli.config_hash(config), train_cli.config_hash(config._replace(augment=False))
+    assert train_cli.config_hash(config._replace(model="cnn5")) != before
+    assert plain != before
+    changed = data.Augment()._replace(stroke_prob=0.0)
+    monkeypatch.setattr(data, "Augment", lambda: changed)
+    assert train_cli.config_hash(config) != before  # changed augmentation settings: trained again
+    assert train_cli.config_hash(config._replace(augment=False)) == plain  # no augmentation: no change
+
+
 def test_interrupted_run_resumes_from_the_last_finished_epoch(tmp_path, capsys):
     out = str(tmp_path)
     argv = QUICK + ["--epochs", "3", "--patience", "0", "--out", out]
@@ -105,8 +119,9 @@ def test_interrupted_run_resumes_from_the_last_finished_epoch(tmp_path, capsys):
 def test_list_prints_params_and_flops(capsys):
     assert train_cli.main(["--list"]) == 0
     out = capsys.readouterr().out
-    assert "cnn " in out and "198,442" in out and "19,675,904" in out
-    assert len([line for line in out.splitlines() if line.strip()]) == 1 + 11
+    assert re.search(r"^cnn +198,442 +19,675,904 +10 ep", out, re.M)
+    assert re.search(r"^cnn5 +185,258 +7,739,904 +20 ep", out, re.M)
+    assert len([line for line in out.splitlines() if line.strip()]) == 1 + 12
 
 
 def test_unknown_model_suggests_the_closest(tmp_path, capsys):
