@@ -350,7 +350,10 @@ def _broken_stroke(a, b, x_overlap, y_overlap, tolerance):
 def _far_apart(a, b):
     """True when boxes a and b are too far apart for any rule of ``_should_merge`` (a quick pre-check)."""
     gap = max(max(a[0], b[0]) - min(a[0] + a[2], b[0] + b[2]), max(a[1], b[1]) - min(a[1] + a[3], b[1] + b[3]))
-    return gap > max(3.0, max(MERGE_GAP, FRAGMENT_GAP, BAR_GAP) * max(a[3], b[3]))
+    taller = max(a[3], b[3])
+    if gap <= max(3.0, max(MERGE_GAP, FRAGMENT_GAP) * taller):
+        return False
+    return gap > BAR_GAP * taller or not _detached_bar(a, b)  # only a 5's bar reaches that far
 
 
 def merge_fragments(boxes):
