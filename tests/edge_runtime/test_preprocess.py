@@ -218,12 +218,17 @@ def test_a_digit_with_a_gap_in_its_stroke_is_one_detection():
     assert best_iou((196, 58, 52, 92), found.boxes) >= 0.7
 
 
+def draw_five_with_a_separate_bar(frame, stem_top, bar):
+    """A "5" as stem (from y=stem_top down to its belly), belly, and a top bar drawn as its own stroke."""
+    cv2.line(frame, (60, stem_top), (58, 110), (20, 20, 20), 5)
+    cv2.ellipse(frame, (75, 132), (24, 24), 0, -150, 150, (20, 20, 20), 5)
+    cv2.line(frame, bar[0], bar[1], (20, 20, 20), 5)
+
+
 def test_a_thin_1_broken_by_the_threshold_is_one_detection():
     frame = np.full((240, 320, 3), 240, np.uint8)
     # A "5" whose top bar was written as its own stroke, beside and above its body.
-    cv2.line(frame, (60, 70), (58, 110), (20, 20, 20), 5)
-    cv2.ellipse(frame, (75, 132), (24, 24), 0, -150, 150, (20, 20, 20), 5)
-    cv2.line(frame, (118, 62), (150, 60), (20, 20, 20), 5)
+    draw_five_with_a_separate_bar(frame, stem_top=70, bar=((118, 62), (150, 60)))
     # A thin, light "1" broken in two by the threshold, the halves offset by the slant.
     cv2.line(frame, (221, 60), (219, 102), (90, 90, 90), 2)
     cv2.line(frame, (216, 106), (213, 150), (90, 90, 90), 2)
@@ -241,9 +246,7 @@ def test_a_5_whose_bar_floats_apart_is_one_digit_a_dash_beside_a_digit_is_not_pa
     frame = np.full((240, 320, 3), 240, np.uint8)
     # A "5" whose top bar was written as its own stroke, well above and to the right of its body
     # (a quarter of the body's height away in both directions: too far for the fragment rule).
-    cv2.line(frame, (60, 80), (58, 110), (20, 20, 20), 5)
-    cv2.ellipse(frame, (75, 132), (24, 24), 0, -150, 150, (20, 20, 20), 5)
-    cv2.line(frame, (122, 62), (156, 56), (20, 20, 20), 5)
+    draw_five_with_a_separate_bar(frame, stem_top=80, bar=((122, 62), (156, 56)))
     # A "1" with a dash at half its height to its right: the dash is no bar, and no digit.
     cv2.line(frame, (230, 80), (230, 150), (20, 20, 20), 5)
     cv2.line(frame, (252, 115), (284, 115), (20, 20, 20), 5)
