@@ -37,8 +37,10 @@ is a few small crops.
    empty column is split there: digits of a number written close together.
 7. Rejection: specks, stubs of rulings, anything touching the frame or ROI edge
    (paper edges, shadows, digits cut by the frame), too wide (w > 2.5 h) or too
-   thin shapes (text-line fragments, line remnants), solid dark blobs and the
-   outline of dark objects (the paper under them is darker than around them).
+   thin shapes (text-line fragments, line remnants), solid dark blobs (filled,
+   convex and without a counter at full resolution: a small marker 8 fills its box
+   at the working size too) and the outline of dark objects (the paper under them
+   is darker than around them).
 8. Re-trace: around each candidate the ink is thresholded again at 30 % of the
    candidate's own darkest ink, recovering thin or light strokes the frame-wide
    threshold lost (a fineliner 4 seen as two 1s); kept only if still digit-shaped.
@@ -80,7 +82,10 @@ MAX_DIGIT_FRACTION = 0.9  # max digit height as a fraction of the frame/ROI heig
 MAX_WIDTH_OVER_HEIGHT = 2.5
 MAX_HEIGHT_OVER_WIDTH = 12.0
 MIN_WIDTH_PX = 2  # at the working size: one-pixel-wide runs are line remnants, not pen strokes
-MAX_FILL = 0.72
+MAX_FILL = 0.72  # a box filled more than this at the frame-wide threshold may be a solid shape:
+SOLID_LEVEL = 0.5  # it is when its core (ink at this fraction of its darkest, at full resolution)
+MIN_COUNTER_AREA = 2.0  # has no hole of this many pixels (a bold 8's counter)
+SOLID_CONVEXITY = 0.9  # and fills at least this fraction of its convex hull (a bold 3 or 5 does not)
 LINE_FRACTION = 0.3  # horizontal runs longer than this fraction of the width are ruled lines
 DASH_LENGTH = 6  # a piece at most 2 px tall and this many times as wide is a ruling's stub
 CROSSING_RUN = 6  # a pen stroke crosses a ruled line with a run at least this long
@@ -492,6 +497,20 @@ class _Work(NamedTuple):
     dark: bool
 
 
+def _full_resolution_ink(work, x0, y0, x1, y1):
+    """The ink map of the frame's pixels under working-size region [x0:x1, y0:y1], at full resolution."""
+    full_h, full_w = work.image.shape[:2]
+    fx0, fy0 = int(x0 / work.scale_x), int(y0 / work.scale_y)
+    fx1 = min(full_w, max(fx0 + 1, int(np.ceil(x1 / work.scale_x))))
+    fy1 = min(full_h, max(fy0 + 1, int(np.ceil(y1 / work.scale_y))))
+    gray = darkness_source(work.image[fy0:fy1, fx0:fx1])
+    if not work.dark:
+        gray = cv2.bitwise_not(gray)
+    size = (gray.shape[1], gray.shape[0])
+    paper = cv2.resize(work.paper[y0:y1, x0:x1], size, interpolation=cv2.INTER_LINEAR)
+    return ink_from_gray(gray, paper)
+
+
 def _crop_for_digit(work, contours, box, enough_pixels):
     """White-on-black uint8 crop of one digit, cut to its own strokes.
 
@@ -513,16 +532,8 @@ def _crop_for_digit(work, contours, box, enough_pixels):
         ink = work.ink[y0:y1, x0:x1]
         own = cv2.dilate(own, _kernel((3, 3)))
     else:
-        full_h, full_w = work.image.shape[:2]
-        fx0, fy0 = int(x0 / work.scale_x), int(y0 / work.scale_y)
-        fx1 = min(full_w, max(fx0 + 1, int(np.ceil(x1 / work.scale_x))))
-        fy1 = min(full_h, max(fy0 + 1, int(np.ceil(y1 / work.scale_y))))
-        gray = darkness_source(work.image[fy0:fy1, fx0:fx1])
-        if not work.dark:
-            gray = cv2.bitwise_not(gray)
-        size = (gray.shape[1], gray.shape[0])
-        paper = cv2.resize(work.paper[y0:y1, x0:x1], size, interpolation=cv2.INTER_LINEAR)
-        ink = ink_from_gray(gray, paper)
+        ink = _full_resolution_ink(work, x0, y0, x1, y1)
+        size = (ink.shape[1], ink.shape[0])
         grow = 2 * max(1, int(round(1.0 / work.scale_x))) + 1
         if grow == 5 and size == (2 * own.shape[1], 2 * own.shape[0]):
             # Exactly 2x: a 3x3 dilation before the nearest-neighbour upscale is the same as a
@@ -600,6 +611,29 @@ def _inside_dark_region(paper, box):
     return float(paper[cy, cx]) < DARK_REGION * float(around)
 
 
+def _solid(work, box):
+    """True when a box that the working-size mask fills is a filled shape: its core (ink at least
+    SOLID_LEVEL of its darkest) has no counter and is convex (a blob, a square, a disc).
+
+    Judged at full resolution, where a small bold digit (a marker 8, 12 px tall at the working
+    size, which the mask fills) shows its counters (8, 0, 6, 9) or its bays (3, 5, 2)."""
+    x, y, w, h = box
+    ink = work.ink[y : y + h, x : x + w] if work.scale_x >= 1.0 else _full_resolution_ink(work, x, y, x + w, y + h)
+    _, core = cv2.threshold(ink, SOLID_LEVEL * cv2.minMaxLoc(ink)[1], 255, cv2.THRESH_BINARY)
+    contours, hierarchy = cv2.findContours(core, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)[-2:]
+    if hierarchy is None:
+        return True
+    outer, biggest = None, 0.0
+    for contour, link in zip(contours, hierarchy[0]):  # noqa: B905 (Python 3.6)
+        area = cv2.contourArea(contour)
+        if link[3] >= 0 and area >= MIN_COUNTER_AREA:
+            return False  # a counter: a bold 0, 6, 8 or 9
+        if link[3] < 0 and area > biggest:
+            outer, biggest = contour, area
+    hull = cv2.contourArea(cv2.convexHull(outer)) if outer is not None else 0.0
+    return hull <= 0 or biggest >= SOLID_CONVEXITY * hull
+
+
 def _at_border(box, width, height):
     """Touches the frame (or ROI) edge: paper edges, shadows, digits cut by the frame."""
     x, y, w, h = box
@@ -656,7 +690,7 @@ def _candidates(work, min_h, max_pieces=400):
         if cv2.minMaxLoc(work.ink[y : y + h, x : x + w])[1] < work.strong_level:
             continue  # only faint marks: a ruling, a shadow edge, paper texture
         ink_pixels = cv2.countNonZero(work.mask[y : y + h, x : x + w])
-        if ink_pixels > MAX_FILL * w * h and w > 0.4 * h:
+        if ink_pixels > MAX_FILL * w * h and w > 0.4 * h and _solid(work, box):
             continue  # a solid dark region, not a pen stroke
         contours = [piece_contours[g] for g in group]
         out.extend((part, contours, ink_pixels) for part in split_touching(work.mask, box))

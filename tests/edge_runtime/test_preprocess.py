@@ -280,6 +280,22 @@ def test_ruled_lines_specks_and_blobs_are_rejected_digits_on_lines_kept(mnist_sa
     assert len(found.boxes) == 3 and min(best_iou(t, found.boxes) for t in truth) >= 0.7
 
 
+def test_small_bold_digits_are_kept_small_filled_shapes_are_not():
+    """A marker digit 28 px tall fills its box at the working size (half resolution) as much as a
+    filled square does; its counters (8, 0) and bays (3, 5) at full resolution tell them apart."""
+    frame = np.full((480, 640, 3), 235, np.uint8)
+    for i, digit in enumerate("3580"):
+        cv2.putText(frame, digit, (60 + 70 * i, 120), cv2.FONT_HERSHEY_PLAIN, 2.2, (40, 30, 30), 5, cv2.LINE_AA)
+    cv2.rectangle(frame, (400, 90), (420, 118), (40, 40, 40), -1)
+    cv2.circle(frame, (480, 105), 13, (40, 40, 40), -1)
+    cv2.ellipse(frame, (560, 105), (9, 15), 0, 0, 360, (40, 40, 40), -1)
+    frame = cv2.GaussianBlur(frame, (3, 3), 0.8)
+    found = pp.digits_from_frame(frame, PRE)
+    assert len(found.boxes) == 4, found.boxes
+    for x in (62, 131, 201, 271):
+        assert best_iou((x, 94, 20, 28), found.boxes) >= 0.7, (x, found.boxes)
+
+
 @pytest.mark.parametrize(
     "frame",
     [
