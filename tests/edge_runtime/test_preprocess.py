@@ -280,6 +280,21 @@ def test_ruled_lines_specks_and_blobs_are_rejected_digits_on_lines_kept(mnist_sa
     assert len(found.boxes) == 3 and min(best_iou(t, found.boxes) for t in truth) >= 0.7
 
 
+@pytest.mark.parametrize("seed,scene", [(9, 266), (10, 265), (12, 157), (12, 286)])
+def test_ruled_paper_under_a_shadow_is_read_as_dark_ink(seed, scene):
+    """Dense rulings under a shadow (their light gaps look like thin light strokes) and marker digits
+    too thick to count as thin dark features: these four synthetic frames (of 3,000) were read as
+    light ink on a dark board, giving 2-10 wrong boxes; the sparser reading (dark ink) must win."""
+    from edge_runtime.synthetic import SyntheticCamera
+
+    frame, truth = SyntheticCamera(seed=seed, effects="camera").render(scene)
+    found = pp.digits_from_frame(frame, PRE)
+    assert len(found.boxes) == len(truth), (found.boxes, truth)
+    assert min(best_iou(t["bbox"], found.boxes) for t in truth) >= 0.3
+    h, w = frame.shape[:2]
+    assert pp.ink_is_dark(pp.darkness_source(cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA)))
+
+
 def test_small_bold_digits_are_kept_small_filled_shapes_are_not():
     """A marker digit 28 px tall fills its box at the working size (half resolution) as much as a
     filled square does; its counters (8, 0) and bays (3, 5) at full resolution tell them apart."""
