@@ -1,0 +1,166 @@
+"""Recognition under conditions the synthetic camera does not make: printed and script digits
+(OpenCV's Hershey fonts: another "handwriting"), poor light, heavy JPEG and faded ink.
+
+    .venv/bin/python scripts/stress_detection.py --model artifacts/cnn
+    .venv/bin/python scripts/stress_detection.py --model artifacts/cnn --frames 150 --seed 7
+
+Every case renders ``--frames`` frames (640x480) with known boxes and digits and scores them with
+``edge_runtime.scenes.evaluate`` (a detection counts when its box matches a true digit with
+IoU >= 0.3; accuracy = right digits / true digits), through ONNX Runtime. It prints one
+Markdown table row per case: frames, digits, accuracy, recall, precision. The numbers of
+2026-11-23 are in docs/benchmarks.md ("Stress tests beyond the generator").
+
+Font cases draw 2-6 digits per frame, 20-60 px tall, stroke 2-5 px, in blue, red or black ink,
+on plain paper, or on ruled paper with a margin line in dim, uneven light. The other cases
+transform ``synthetic://`` frames (clean and with camera effects): darker with sensor noise,
+JPEG quality 20, or the ink faded towards the paper.
+"""
+
+import argparse
+import os
+import sys
+
+import cv2
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from edge_runtime import manifest as mf  # noqa: E402
+from edge_runtime import scenes  # noqa: E402
+
+FONTS = {
+    "simplex": cv2.FONT_HERSHEY_SIMPLEX,
+    "duplex": cv2.FONT_HERSHEY_DUPLEX,
+    "script": cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
+    "script complex": cv2.FONT_HERSHEY_SCRIPT_COMPLEX,
+    "plain (small)": cv2.FONT_HERSHEY_PLAIN,
+}
+PENS = ((40, 30, 30), (120, 40, 20), (30, 30, 140))  # BGR: black, blue, red ink
+PAPER = 235
+SIZE = (640, 480)
+
+
+def _apart(a, b, gap=15):
+    return (a[0] > b[0] + b[2] + gap or b[0] > a[0] + a[2] + gap
+            or a[1] > b[1] + b[3] + gap or b[1] > a[1] + a[3] + gap)
+
+
+def font_scene(rng, font, ruled_dim=False):
+    """(BGR frame, truth) with 2-6 digits of one Hershey font; truth boxes are the drawn ink's."""
+    w, h = SIZE
+    ink = np.zeros((h, w), np.float32)
+    truth = []
+    wanted = int(rng.integers(2, 7))
+    for _ in range(200):
+        if len(truth) == wanted:
+            break
+        digit = int(rng.integers(0, 10))
+        scale, thickness = float(rng.uniform(1.6, 3.2)), int(rng.integers(2, 6))
+        (tw, th), base = cv2.getTextSize(str(digit), font, scale, thickness)
+        x, y = int(rng.integers(20, w - tw - 20)), int(rng.integers(th + 20, h - 20 - base))
+        drawn = np.zeros((h, w), np.uint8)
+        cv2.putText(drawn, str(digit), (x, y), font, scale, 255, thickness, cv2.LINE_AA)
+        ys, xs = np.nonzero(drawn > 64)
+        box = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+        if all(_apart(box, t["bbox"]) for t in truth):
+            ink = np.maximum(ink, drawn / np.float32(255.0))
+            truth.append({"bbox": box, "digit": digit})
+    frame = np.full((h, w, 3), PAPER, np.float32)
+    if ruled_dim:
+        for y in range(40, h, 32):
+            cv2.line(frame, (0, y), (w, y), (200, 170, 150), 1)
+        cv2.line(frame, (70, 0), (70, h), (150, 150, 220), 1)
+    pen = np.array(PENS[int(rng.integers(0, len(PENS)))], np.float32)
+    frame = frame * (1 - ink[..., None]) + pen * ink[..., None]
+    if ruled_dim:
+        across = np.linspace(0.35, 0.9, w, dtype=np.float32)[None, :]  # dim on the left, brighter on the right
+        down = np.linspace(0.8, 1.0, h, dtype=np.float32)[:, None]
+        frame *= (across * down)[..., None]
+    frame = cv2.GaussianBlur(np.clip(frame + rng.normal(0, 4, frame.shape), 0, 255).astype(np.uint8), (3, 3), 0.8)
+    return jpeg(frame, 80), truth
+
+
+def jpeg(frame, quality):
+    ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+
+
+def dimmed(frame, rng, factor, noise):
+    """Less light (x factor) with sensor noise of sigma ``noise`` grey levels."""
+    out = frame.astype(np.float32) * np.float32(factor) + rng.normal(0, noise, frame.shape)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def faded(frame, factor):
+    """Ink faded towards the paper: its darkness (paper minus pixel) times ``factor``."""
+    paper = cv2.morphologyEx(frame, cv2.MORPH_CLOSE, np.ones((31, 31), np.uint8)).astype(np.float32)
+    return np.clip(paper - (paper - frame.astype(np.float32)) * np.float32(factor), 0, 255).astype(np.uint8)
+
+
+def cases(frames, seed):
+    """[(name, [(frame, truth)])] for every stress case (frames rendered lazily per case)."""
+    from edge_runtime.synthetic import SyntheticCamera
+
+    out = []
+    for name, font in FONTS.items():
+        for ruled in (False, True):
+            rng = np.random.default_rng(seed)
+            label = "font %s, %s" % (name, "ruled paper, dim uneven light" if ruled else "plain paper")
+            out.append((label, lambda rng=rng, font=font, ruled=ruled: [
+                font_scene(rng, font, ruled) for _ in range(frames)]))
+    transforms = [
+        ("as rendered", lambda f, rng: f),
+        ("light x0.35, noise 4", lambda f, rng: dimmed(f, rng, 0.35, 4)),
+        ("light x0.2, noise 3", lambda f, rng: dimmed(f, rng, 0.2, 3)),
+        ("JPEG quality 20", lambda f, rng: jpeg(f, 20)),
+        ("ink faded to 40 %", lambda f, rng: faded(f, 0.4)),
+        ("ink faded to 25 %", lambda f, rng: faded(f, 0.25)),
+    ]
+    for effects in ("clean", "camera"):
+        for name, transform in transforms:
+            def render(effects=effects, transform=transform):
+                camera, rng = SyntheticCamera(seed=seed, effects=effects), np.random.default_rng(seed)
+                return [(transform(frame, rng), truth) for frame, truth in (camera.render(i) for i in range(frames))]
+            out.append(("synthetic %s, %s" % (effects, name), render))
+    return out
+
+
+def recogniser(manifest):
+    """frame -> detections, through ONNX Runtime (one thread, like the pipeline)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(mf.onnx_path(manifest), options, providers=["CPUExecutionProvider"])
+    name = manifest["input"]["name"]
+    return scenes.recogniser_from_infer(lambda batch: session.run(None, {name: batch})[0],
+                                        manifest["preprocess"], manifest["labels"])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=os.path.join(ROOT, "artifacts", "cnn"),
+                        help="bundle folder or manifest.json (default: artifacts/cnn)")
+    parser.add_argument("--frames", type=int, default=60, help="frames per case (default 60)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    if args.frames < 1:
+        parser.error("--frames must be at least 1, got %d" % args.frames)
+    try:
+        manifest = mf.load(args.model)
+    except mf.ManifestError as exc:
+        sys.exit("stress_detection: %s" % exc)
+    recognise = recogniser(manifest)
+    print("| case | frames | digits | accuracy | recall | precision |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, render in cases(args.frames, args.seed):
+        result = scenes.evaluate(recognise, render())
+        print("| %s | %d | %d | %.2f %% | %.2f %% | %.2f %% |" % (
+            name, result["frames"], result["true_digits"], 100 * result["accuracy"], 100 * result["recall"],
+            100 * result["precision"]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""scripts/stress_detection.py: recognition under fonts, poor light, JPEG and faded ink."""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(ROOT, "scripts", "stress_detection.py")
+BUNDLE = os.path.join(ROOT, "tests", "fixtures", "bundles", "cnn")
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+import stress_detection as sd  # noqa: E402
+
+
+def run(*args):
+    return subprocess.run([sys.executable, SCRIPT] + list(args), capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("font", sorted(sd.FONTS))
+def test_font_scenes_hold_their_digits_inside_the_truth_boxes(font):
+    rng = np.random.default_rng(3)
+    for ruled in (False, True):
+        frame, truth = sd.font_scene(rng, sd.FONTS[font], ruled)
+        assert frame.shape == (480, 640, 3) and frame.dtype == np.uint8
+        assert 2 <= len(truth) <= 6 and all(0 <= t["digit"] <= 9 for t in truth)
+        gray = frame.min(axis=2).astype(np.float32)
+        for t in truth:
+            x, y, w, h = t["bbox"]
+            assert 8 <= h <= 70 and w >= 2
+            inside = gray[y : y + h, x : x + w]
+            ring = np.concatenate([gray[y - 4, x : x + w], gray[y + h + 3, x : x + w]])
+            assert inside.min() < ring.mean() - 40  # ink in the box, paper just outside it
+        for i, a in enumerate(truth):  # the boxes keep apart
+            assert all(sd._apart(a["bbox"], b["bbox"]) for b in truth[i + 1 :])
+
+
+def test_transforms_darken_fade_and_keep_the_frame_shape():
+    from edge_runtime.synthetic import SyntheticCamera
+
+    frame, _ = SyntheticCamera(seed=3, effects="clean").render(0)
+    rng = np.random.default_rng(0)
+    dark = sd.dimmed(frame, rng, 0.2, 3)
+    assert dark.shape == frame.shape and abs(dark.mean() - 0.2 * frame.mean()) < 2
+    faded = sd.faded(frame, 0.25).astype(np.int32)
+    ink = frame.min(axis=2) < 100  # the digits' strokes
+    assert ink.any() and faded[ink].mean() > frame[ink].mean() + 80  # much lighter ink
+    assert np.abs(faded[~ink] - frame[~ink].astype(np.int32)).mean() < 3  # paper unchanged
+    assert sd.jpeg(frame, 20).shape == frame.shape
+
+
+def test_a_short_run_prints_one_scored_row_per_case():
+    pytest.importorskip("onnxruntime")
+    done = run("--model", BUNDLE, "--frames", "2", "--seed", "5")
+    assert done.returncode == 0, done.stderr
+    rows = re.findall(r"^\| (.+?) \| (\d+) \| (\d+) \| ([\d.]+) % \| ([\d.]+) % \| ([\d.]+) % \|$", done.stdout, re.M)
+    assert len(rows) == len(sd.FONTS) * 2 + 12
+    assert all(int(r[1]) == 2 and int(r[2]) >= 4 for r in rows)
+    assert all(0.0 <= float(v) <= 100.0 for r in rows for v in r[3:])
+    simplex = [r for r in rows if r[0] == "font simplex, plain paper"][0]
+    assert float(simplex[3]) >= 75.0  # a clean printed digit is read
+
+
+def test_bad_arguments_are_clear_errors(tmp_path):
+    done = run("--model", str(tmp_path / "nothing"), "--frames", "1")
+    assert done.returncode == 1 and "stress_detection: no manifest at" in done.stderr and "Traceback" not in done.stderr
+    done = run("--model", BUNDLE, "--frames", "0")
+    assert done.returncode == 2 and "--frames must be at least 1" in done.stderr
