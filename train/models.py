@@ -204,7 +204,7 @@ def build_lstm():
 # Registry
 # --------------------------------------------------------------------------
 
-# Sized for `make train` on a 2-core CPU (about 11 minutes for mlp + cnn); raise --epochs on a GPU.
+# Sized for `make train` on a 2-core CPU (5-16 minutes of training for mlp + cnn, by VM); raise --epochs on a GPU.
 _MLP = TrainDefaults(epochs=20, batch_size=256, lr=2e-3, lr_decay=0.85, patience=5, augment=True)
 _CNN = TrainDefaults(epochs=10, batch_size=128, lr=2e-3, lr_decay=0.75, patience=4, augment=True)
 # cnn5 learns for longer with a slower decay: 99.66 % in 20 epochs (99.50 % in 10 with _CNN's).
