@@ -7,13 +7,14 @@
 Every case renders ``--frames`` frames (640x480) with known boxes and digits and scores them with
 ``edge_runtime.scenes.evaluate`` (a detection counts when its box matches a true digit with
 IoU >= 0.3; accuracy = right digits / true digits), through ONNX Runtime. It prints one
-Markdown table row per case: frames, digits, accuracy, recall, precision. The numbers of
-2026-11-23 are in docs/benchmarks.md ("Stress tests beyond the generator").
+Markdown table row per case: frames, digits, accuracy, recall, precision, false boxes. The
+numbers of 2026-11-23 are in docs/benchmarks.md ("Stress tests beyond the generator").
 
 Font cases draw 2-6 digits per frame, 20-60 px tall, stroke 2-5 px, in blue, red or black ink,
 on plain paper, or on ruled paper with a margin line in dim, uneven light. The other cases
 transform ``synthetic://`` frames (clean and with camera effects): darker with sensor noise,
-JPEG quality 20, or the ink faded towards the paper.
+JPEG quality 20, or the ink faded towards the paper. Blank pages (camera effects: shadows,
+rulings, coloured paper, no digits) count the boxes found where there is nothing to find.
 """
 
 import argparse
@@ -123,6 +124,11 @@ def cases(frames, seed):
                 camera, rng = SyntheticCamera(seed=seed, effects=effects), np.random.default_rng(seed)
                 return [(transform(frame, rng), truth) for frame, truth in (camera.render(i) for i in range(frames))]
             out.append(("synthetic %s, %s" % (effects, name), render))
+    for name, transform in transforms[:3]:  # every box on a blank page is a false one
+        def blank(transform=transform):
+            camera, rng = SyntheticCamera(seed=seed, effects="camera", digits=0), np.random.default_rng(seed)
+            return [(transform(frame, rng), truth) for frame, truth in (camera.render(i) for i in range(frames))]
+        out.append(("blank page (no digits), camera, %s" % name, blank))
     return out
 
 
@@ -152,14 +158,20 @@ def main(argv=None):
     except mf.ManifestError as exc:
         sys.exit("stress_detection: %s" % exc)
     recognise = recogniser(manifest)
-    print("| case | frames | digits | accuracy | recall | precision |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| case | frames | digits | accuracy | recall | precision | false boxes |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, render in cases(args.frames, args.seed):
         result = scenes.evaluate(recognise, render())
-        print("| %s | %d | %d | %.2f %% | %.2f %% | %.2f %% |" % (
-            name, result["frames"], result["true_digits"], 100 * result["accuracy"], 100 * result["recall"],
-            100 * result["precision"]), flush=True)
+        rates = [_percent(result, key) for key in ("accuracy", "recall", "precision")]
+        print("| %s | %d | %d | %s | %s | %s | %d |" % (
+            (name, result["frames"], result["true_digits"]) + tuple(rates) + (result["false_positives"],)), flush=True)
     return 0
+
+
+def _percent(result, key):
+    """A rate as "99.50 %", or "-" where it has nothing to count (no true digits, no detections)."""
+    empty = result["true_digits"] == 0 if key in ("accuracy", "recall") else result["detections"] == 0
+    return "-" if empty else "%.2f %%" % (100 * result[key])
 
 
 if __name__ == "__main__":
