@@ -41,8 +41,9 @@ is a few small crops.
    (paper edges, shadows, digits cut by the frame), too wide (w > 2.5 h) or too
    thin shapes (text-line fragments, line remnants), solid dark blobs (filled,
    convex and without a counter at full resolution: a small marker 8 fills its box
-   at the working size too) and the outline of dark objects (the paper under them
-   is darker than around them).
+   at the working size too), the outline of dark objects (the paper under them
+   is darker than around them) and the soft edges of big shadows (the paper under
+   them steps by more than their darkest "ink": false boxes on empty pages).
 8. Re-trace: around each candidate the ink is thresholded again at 30 % of the
    candidate's own darkest ink, recovering thin or light strokes the frame-wide
    threshold lost (a fineliner 4 seen as two 1s); kept only if still digit-shaped.
@@ -116,6 +117,8 @@ NOISE_CHECK_COVERAGE = 0.01  # above this much ink, check that it is strokes, no
 NOISE_SOLID = 0.25  # ...and noise if less than this fraction of it survives a 2x2 opening
 MAX_INK_COVERAGE = 0.25  # more of the frame than this looks like ink: noise or texture, not paper
 DARK_REGION = 0.5  # paper under a digit darker than this fraction of the paper around it: a dark object
+SHADOW_EDGE = 1.0  # a candidate whose darkest ink is below this x the paper's step under it
+SHADOW_SOFTNESS = 2.0  # and whose ink edges are this soft (Sobel, over its peak) is a shadow's edge
 BORDER_PX = 3  # at the working size: components this close to the edge are cut by it
 
 _KERNELS = {}  # (rows, cols) -> np.ones kernel, made once (OpenCV only reads them)
@@ -658,6 +661,29 @@ def _solid(work, box):
     return hull <= 0 or biggest >= SOLID_CONVEXITY * hull
 
 
+def _on_shadow_edge(work, box):
+    """True when the box is the blurred edge of a big shadow, which the 1/4-size paper estimate
+    follows only roughly: the paper under it steps (lightest to darkest, as a fraction of the
+    lightest) by more than SHADOW_EDGE x its darkest ink, and that ink is soft (its edges rise
+    less than SHADOW_SOFTNESS x its peak per pixel, at the 90th percentile). Pen strokes are darker
+    than the paper step under them even on a shadow's edge, and faded ones still have sharp edges."""
+    x, y, w, h = box
+    paper = work.paper[max(0, y - 2) : y + h + 2, max(0, x - 2) : x + w + 2]
+    darkest, lightest = cv2.minMaxLoc(paper)[:2]
+    step = (lightest - darkest) / max(1.0, lightest)
+    ink = work.ink[y : y + h, x : x + w]
+    peak = cv2.minMaxLoc(ink)[1]
+    if peak >= SHADOW_EDGE * step * 255.0 or peak <= 0:
+        return False
+    gx = cv2.Sobel(ink, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(ink, cv2.CV_32F, 0, 1)
+    inked = work.mask[y : y + h, x : x + w] > 0
+    if not inked.any():
+        return True
+    edges = cv2.magnitude(gx, gy)[inked]
+    return float(np.percentile(edges, 90)) < SHADOW_SOFTNESS * peak
+
+
 def _at_border(box, width, height):
     """Touches the frame (or ROI) edge: paper edges, shadows, digits cut by the frame."""
     x, y, w, h = box
@@ -711,6 +737,8 @@ def _candidates(work, min_h, max_pieces=400):
             continue
         if _inside_dark_region(work.paper, box):
             continue  # the outline of a dark object (a phone, a shadowed hole), not handwriting
+        if _on_shadow_edge(work, box):
+            continue  # the soft edge of a shadow: the paper itself steps more than this "ink"
         if cv2.minMaxLoc(work.ink[y : y + h, x : x + w])[1] < work.strong_level:
             continue  # only faint marks: a ruling, a shadow edge, paper texture
         ink_pixels = cv2.countNonZero(work.mask[y : y + h, x : x + w])

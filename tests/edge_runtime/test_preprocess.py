@@ -295,6 +295,17 @@ def test_ruled_paper_under_a_shadow_is_read_as_dark_ink(seed, scene):
     assert pp.ink_is_dark(pp.darkness_source(cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA)))
 
 
+@pytest.mark.parametrize("scene", [1, 4, 9, 29])
+def test_the_soft_edge_of_a_big_shadow_on_an_empty_page_is_no_digit(scene):
+    """On an empty page the edge of a big soft shadow is the darkest "ink" there is; these four
+    synthetic camera frames gave one or two boxes each (up to 288x398 px) before the shadow-edge rule."""
+    from edge_runtime.synthetic import SyntheticCamera
+
+    frame, truth = SyntheticCamera(seed=11, effects="camera", digits=0).render(scene)
+    assert truth == []
+    assert pp.digits_from_frame(frame, PRE).boxes == []
+
+
 def test_small_bold_digits_are_kept_small_filled_shapes_are_not():
     """A marker digit 28 px tall fills its box at the working size (half resolution) as much as a
     filled square does; its counters (8, 0) and bays (3, 5) at full resolution tell them apart."""
