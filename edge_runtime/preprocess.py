@@ -661,20 +661,20 @@ def _solid(work, box):
     return hull <= 0 or biggest >= SOLID_CONVEXITY * hull
 
 
-def _on_shadow_edge(work, box):
+def _on_shadow_edge(work, box, peak):
     """True when the box is the blurred edge of a big shadow, which the 1/4-size paper estimate
     follows only roughly: the paper under it steps (lightest to darkest, as a fraction of the
     lightest) by more than SHADOW_EDGE x its darkest ink, and that ink is soft (its edges rise
-    less than SHADOW_SOFTNESS x its peak per pixel, at the 90th percentile). Pen strokes are darker
+    less than SHADOW_SOFTNESS x its peak per pixel, at the 90th percentile). ``peak``: the box's
+    darkest ink, which the caller has already measured. Pen strokes are darker
     than the paper step under them even on a shadow's edge, and faded ones still have sharp edges."""
     x, y, w, h = box
     paper = work.paper[max(0, y - 2) : y + h + 2, max(0, x - 2) : x + w + 2]
     darkest, lightest = cv2.minMaxLoc(paper)[:2]
     step = (lightest - darkest) / max(1.0, lightest)
-    ink = work.ink[y : y + h, x : x + w]
-    peak = cv2.minMaxLoc(ink)[1]
     if peak >= SHADOW_EDGE * step * 255.0 or peak <= 0:
         return False
+    ink = work.ink[y : y + h, x : x + w]
     gx = cv2.Sobel(ink, cv2.CV_32F, 1, 0)
     gy = cv2.Sobel(ink, cv2.CV_32F, 0, 1)
     inked = work.mask[y : y + h, x : x + w] > 0
@@ -737,10 +737,11 @@ def _candidates(work, min_h, max_pieces=400):
             continue
         if _inside_dark_region(work.paper, box):
             continue  # the outline of a dark object (a phone, a shadowed hole), not handwriting
-        if _on_shadow_edge(work, box):
-            continue  # the soft edge of a shadow: the paper itself steps more than this "ink"
-        if cv2.minMaxLoc(work.ink[y : y + h, x : x + w])[1] < work.strong_level:
+        peak = cv2.minMaxLoc(work.ink[y : y + h, x : x + w])[1]
+        if peak < work.strong_level:
             continue  # only faint marks: a ruling, a shadow edge, paper texture
+        if _on_shadow_edge(work, box, peak):
+            continue  # the soft edge of a shadow: the paper itself steps more than this "ink"
         ink_pixels = cv2.countNonZero(work.mask[y : y + h, x : x + w])
         if ink_pixels > MAX_FILL * w * h and w > 0.4 * h and _solid(work, box):
             continue  # a solid dark region, not a pen stroke
