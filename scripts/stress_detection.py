@@ -29,6 +29,9 @@ sys.path.insert(0, ROOT)
 
 from edge_runtime import manifest as mf  # noqa: E402
 from edge_runtime import scenes  # noqa: E402
+from edge_runtime.backends import open_backend  # noqa: E402
+from edge_runtime.backends.base import BackendError  # noqa: E402
+from edge_runtime.pipeline import batch_for_manifest  # noqa: E402
 
 FONTS = {
     "simplex": cv2.FONT_HERSHEY_SIMPLEX,
@@ -132,18 +135,6 @@ def cases(frames, seed):
     return out
 
 
-def recogniser(manifest):
-    """frame -> detections, through ONNX Runtime (one thread, like the pipeline)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(mf.onnx_path(manifest), options, providers=["CPUExecutionProvider"])
-    name = manifest["input"]["name"]
-    return scenes.recogniser_from_infer(lambda batch: session.run(None, {name: batch})[0],
-                                        manifest["preprocess"], manifest["labels"])
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=os.path.join(ROOT, "artifacts", "cnn"),
@@ -155,17 +146,24 @@ def main(argv=None):
         parser.error("--frames must be at least 1, got %d" % args.frames)
     try:
         manifest = mf.load(args.model)
-    except mf.ManifestError as exc:
+        with open_backend(manifest, prefer="onnxruntime", intra_op_threads=1) as net:  # (one thread, like the pipeline)
+            recognise = scenes.recogniser_from_infer(lambda batch: net.infer(batch_for_manifest(batch, manifest)),
+                                                     manifest["preprocess"], manifest["labels"])
+            print_table(recognise, args.frames, args.seed)
+    except (mf.ManifestError, BackendError) as exc:
         sys.exit("stress_detection: %s" % exc)
-    recognise = recogniser(manifest)
+    return 0
+
+
+def print_table(recognise, frames, seed):
+    """One Markdown row per stress case, printed as each case is scored."""
     print("| case | frames | digits | accuracy | recall | precision | false boxes |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, render in cases(args.frames, args.seed):
+    for name, render in cases(frames, seed):
         result = scenes.evaluate(recognise, render())
         rates = [_percent(result, key) for key in ("accuracy", "recall", "precision")]
         print("| %s | %d | %d | %s | %s | %s | %d |" % (
             (name, result["frames"], result["true_digits"]) + tuple(rates) + (result["false_positives"],)), flush=True)
-    return 0
 
 
 def _percent(result, key):
