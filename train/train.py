@@ -160,10 +160,28 @@ def config_for(name, args, data_key):
     )
 
 
+def builder_source(build):
+    """The builder's source and that of every function of its module it calls, transitively
+    (``build_cnn`` is one line calling ``_bn_cnn``: an edit there must retrain too)."""
+    module = sys.modules[build.__module__]
+    seen, todo, parts = set(), [build], []
+    while todo:
+        function = todo.pop()
+        if function.__name__ in seen:
+            continue
+        seen.add(function.__name__)
+        parts.append(inspect.getsource(function))
+        for name in getattr(function.__code__, "co_names", ()):
+            helper = getattr(module, name, None)
+            if inspect.isfunction(helper) and helper.__module__ == build.__module__:
+                todo.append(helper)
+    return "\n".join(parts)
+
+
 def config_hash(config):
     """Hash of the configuration plus the model builder's source (a changed architecture retrains)."""
     payload = dict(config._asdict())
-    payload["builder"] = inspect.getsource(zoo.lookup(config.model).build)
+    payload["builder"] = builder_source(zoo.lookup(config.model).build)
     if config.augment:  # changed augmentation settings retrain too
         payload["augmentation"] = mnist_data.Augment()._asdict()
     blob = json.dumps(payload, sort_keys=True).encode("utf-8")

@@ -91,6 +91,20 @@ def test_config_hash_follows_augmentation_settings_and_the_architecture(monkeypa
     assert train_cli.config_hash(config._replace(augment=False)) == plain  # no augmentation: no change
 
 
+def test_the_config_hash_covers_the_helpers_a_builder_calls():
+    """build_cnn and build_cnn5 are one line calling _bn_cnn: editing _bn_cnn (or the conv block it
+    uses) must change their hash, so `make train` retrains them."""
+    import inspect
+
+    from train import models
+
+    source = train_cli.builder_source(models.build_cnn)
+    for helper in (models._bn_cnn, models._conv_bn_relu, models._dense_bn_relu, models._classifier_head):
+        assert inspect.getsource(helper) in source
+    assert "def build_mlp" not in source and "def build_cnn5" not in source  # only what it calls
+    assert inspect.getsource(models._bn_cnn) in train_cli.builder_source(models.build_cnn5)
+
+
 def test_interrupted_run_resumes_from_the_last_finished_epoch(tmp_path, capsys):
     out = str(tmp_path)
     argv = QUICK + ["--epochs", "3", "--patience", "0", "--out", out]
