@@ -145,7 +145,10 @@ class Source(object):
 
     is_live = False
     temporal = None  # frames continue each other (smoothing helps); None = same as is_live
-    read_ahead = False  # reading costs time (decoding files): the pipeline reads the next frame early
+    # The next frame is there to be had (a file to decode, frames in memory): the pipeline reads it
+    # while the previous one is processed. False: read on demand, when recognition is idle (the newest
+    # camera frame, no time queued).
+    read_ahead = False
     frame_time = None  # live sources: time.perf_counter() when the last frame read arrived (camera grab)
     uri = ""
     error = None  # set when the stream ended because of a failure
@@ -244,10 +247,15 @@ class VideoFileSource(Source):
 
 
 class MemorySource(Source):
-    """Frames held in memory (benchmarks, tests). ``loops`` passes over them (None = forever)."""
+    """Frames held in memory (benchmarks, tests). ``loops`` passes over them (None = forever).
+
+    Not live: every frame is waiting, so the next one is read ahead (measured on the 2-core box,
+    300 synthetic 640x480 frames, 5 passes each side by side: 1010 vs 837 FPS median, p99 3.4-5.1 vs
+    2.4-3.7 ms); ``is_live``: read on demand, like a camera."""
 
     def __init__(self, frames, loops=1, names=None, is_live=False, truths=None):
         Source.__init__(self)
+        self.read_ahead = not is_live
         self.frames = list(frames)
         self.names = list(names) if names is not None else None
         self.truths = list(truths) if truths is not None else None

@@ -301,6 +301,30 @@ def test_on_demand_capture_waits_for_an_idle_consumer():
     assert ready and ready[0][0] is True and ready[0][1] - t0 >= 0.2
 
 
+class ReadCountingDetector(GridDetector):
+    """Records how many frames the source had handed out when detection started on each frame."""
+
+    def __init__(self, source):
+        GridDetector.__init__(self, 1)
+        self.source = source
+        self.read_when_started = []
+
+    def __call__(self, frame, pre, roi=None, max_digits=32):
+        time.sleep(0.03)  # busy long enough for a read-ahead capture thread to read the next frame
+        self.read_when_started.append(self.source._i)
+        return GridDetector.__call__(self, frame, pre, roi, max_digits)
+
+
+@pytest.mark.parametrize("live, ahead", [(False, 1), (True, 0)])
+def test_frames_in_memory_are_read_ahead_but_live_ones_on_demand(tiny_bundle, live, ahead):
+    source = MemorySource(frames_with_levels([30, 90, 150, 210]), is_live=live)
+    det = ReadCountingDetector(source)
+    run_pipeline(source, "onnxruntime", tiny_bundle, detector=det, smooth_window=0)
+    assert source.read_ahead is not live
+    # while frame k (1-based) is being detected, k + ahead frames have been read
+    assert det.read_when_started[:3] == [k + ahead for k in (1, 2, 3)], det.read_when_started
+
+
 class PacedCamera(MemorySource):
     """A live source that waits 20 ms for each frame, like a 50 FPS camera."""
 
