@@ -636,13 +636,14 @@ def _inside_dark_region(paper, box):
     ph, pw = paper.shape
     cx, cy = x + w // 2, y + h // 2
     pad_x, pad_y = max(2, w // 4), max(2, h // 4)
+    at = paper.item  # (a Python int per pixel: cheaper than numpy scalars)
     around = max(
-        paper[max(0, y - pad_y), cx],
-        paper[min(ph - 1, y + h + pad_y), cx],
-        paper[cy, max(0, x - pad_x)],
-        paper[cy, min(pw - 1, x + w + pad_x)],
+        at(max(0, y - pad_y), cx),
+        at(min(ph - 1, y + h + pad_y), cx),
+        at(cy, max(0, x - pad_x)),
+        at(cy, min(pw - 1, x + w + pad_x)),
     )
-    return float(paper[cy, cx]) < DARK_REGION * float(around)
+    return at(cy, cx) < DARK_REGION * around
 
 
 def _solid(work, box):
