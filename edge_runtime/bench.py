@@ -365,7 +365,8 @@ class _JsonlToMemory(object):
 
 
 def _threaded_pipeline(source, backend, manifest, count, warmup, threads, detector=None):
-    """pipeline.run_pipeline (capture, recognition and output threads) -> (stage_ms, digits, fps, cpu ms/frame).
+    """pipeline.run_pipeline (detection, inference and output threads; frames in memory are read by the
+    detection thread, other sources by a capture thread) -> (stage_ms, digits, fps, cpu ms/frame).
 
     ``detector``: another digits_from_frame (scripts/ab_detector.py compares revisions); None = the current one."""
     from .pipeline import run_pipeline
@@ -410,7 +411,8 @@ def pipeline_runner(serial=False):
         from .pipeline import run_pipeline  # noqa: F401
     except ImportError:
         return _serial_pipeline, "bench serial loop (edge_runtime.pipeline not found)"
-    return _threaded_pipeline, "pipeline.run_pipeline (capture, recognition and output threads)"
+    return _threaded_pipeline, ("pipeline.run_pipeline (detection, inference and output threads; frames from "
+                                "memory are read by the detection thread, a source by a capture thread)")
 
 
 def memory_passes(runner, manifest, frames, backend, threads, repeats, warmup=10):

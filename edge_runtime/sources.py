@@ -149,6 +149,9 @@ class Source(object):
     # while the previous one is processed. False: read on demand, when recognition is idle (the newest
     # camera frame, no time queued).
     read_ahead = False
+    # Frames there for the taking (in memory, not live): reading costs nothing, so the pipeline's
+    # detection thread reads them itself instead of a capture thread handing them over.
+    read_in_worker = False
     frame_time = None  # live sources: time.perf_counter() when the last frame read arrived (camera grab)
     uri = ""
     error = None  # set when the stream ended because of a failure
@@ -249,13 +252,13 @@ class VideoFileSource(Source):
 class MemorySource(Source):
     """Frames held in memory (benchmarks, tests). ``loops`` passes over them (None = forever).
 
-    Not live: every frame is waiting, so the next one is read ahead (measured on the 2-core box,
-    300 synthetic 640x480 frames, 5 passes each side by side: 1010 vs 837 FPS median, p99 3.4-5.1 vs
-    2.4-3.7 ms); ``is_live``: read on demand, like a camera."""
+    Not live: every frame is waiting, so the pipeline's detection thread reads them itself (no
+    capture thread; see edge_runtime/pipeline.py for the side-by-side figures). ``is_live``: a
+    capture thread reads them on demand, like a camera."""
 
     def __init__(self, frames, loops=1, names=None, is_live=False, truths=None):
         Source.__init__(self)
-        self.read_ahead = not is_live
+        self.read_ahead = self.read_in_worker = not is_live
         self.frames = list(frames)
         self.names = list(names) if names is not None else None
         self.truths = list(truths) if truths is not None else None

@@ -316,13 +316,55 @@ class ReadCountingDetector(GridDetector):
 
 
 @pytest.mark.parametrize("live, ahead", [(False, 1), (True, 0)])
-def test_frames_in_memory_are_read_ahead_but_live_ones_on_demand(tiny_bundle, live, ahead):
+def test_a_capture_thread_reads_files_ahead_but_live_frames_on_demand(tiny_bundle, live, ahead):
     source = MemorySource(frames_with_levels([30, 90, 150, 210]), is_live=live)
+    source.read_in_worker = False  # a capture thread reads, as for files (read ahead) and cameras
+    source.read_ahead = not live
     det = ReadCountingDetector(source)
     run_pipeline(source, "onnxruntime", tiny_bundle, detector=det, smooth_window=0)
-    assert source.read_ahead is not live
     # while frame k (1-based) is being detected, k + ahead frames have been read
     assert det.read_when_started[:3] == [k + ahead for k in (1, 2, 3)], det.read_when_started
+
+
+class ThreadRecordingSource(MemorySource):
+    def __init__(self, levels, is_live=False, fail_at=None):
+        MemorySource.__init__(self, frames_with_levels(levels), names=[str(v) for v in levels], is_live=is_live)
+        self.threads = set()
+        self.fail_at = fail_at
+
+    def read(self):
+        self.threads.add(threading.current_thread().name)
+        if self.fail_at is not None and self._i == self.fail_at:
+            raise IOError("the disk went away")
+        return MemorySource.read(self)
+
+
+@pytest.mark.parametrize("live, workers, reader", [(False, 1, "detect-0"), (False, 0, "infer"), (True, 1, "capture")])
+def test_frames_in_memory_are_read_by_the_detecting_thread_live_ones_by_capture(tiny_bundle, live, workers, reader):
+    levels = [20, 70, 120, 170, 220]
+    source = ThreadRecordingSource(levels, is_live=live)
+    results = []
+    summary = run_pipeline(source, "onnxruntime", tiny_bundle, detector=GridDetector(1), workers=workers,
+                           smooth_window=0, on_result=results.append)
+    assert source.threads == {reader}
+    assert summary.captured == 5
+    if not live:  # lossless and in order (a live source may drop frames for newer ones)
+        assert summary.frames == 5 and [r.name for r in results] == [str(v) for v in levels]
+        assert [r.index for r in results] == list(range(5))
+
+
+def test_frames_in_memory_max_frames_skips_and_a_failing_read(tiny_bundle):
+    frames = frames_with_levels([20, 70, 120, 170, 220])
+    frames.insert(2, np.zeros((0, 0, 3), np.uint8))  # unusable: skipped and counted
+    summary = run_pipeline(MemorySource(frames), "onnxruntime", tiny_bundle, detector=GridDetector(1))
+    assert (summary.frames, summary.captured, summary.skipped) == (5, 5, 1)
+    summary = run_pipeline(MemorySource(frames, loops=None), "onnxruntime", tiny_bundle, detector=GridDetector(1),
+                           max_frames=7)
+    assert (summary.frames, summary.captured) == (7, 7)
+    source = ThreadRecordingSource([20, 70, 120, 170], fail_at=2)
+    summary = run_pipeline(source, "onnxruntime", tiny_bundle, detector=GridDetector(1))
+    assert summary.frames == 2 and summary.stopped_by == "source failed"
+    assert "capture failed" in summary.error and "the disk went away" in summary.error
 
 
 class PacedCamera(MemorySource):
