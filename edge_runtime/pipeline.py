@@ -6,10 +6,11 @@
 
 * Capture runs in a thread, digit detection in ``workers`` threads (default 1; order
   kept), inference in another, outputs in the calling thread (OpenCV windows want the
-  main thread). Measured on the 2-core box with 640x480 frames: workers=1 (detection
-  overlaps inference) ~390 FPS, p99 ~6.6 ms when the CPU is otherwise idle;
-  workers=0 (detection in the inference thread, one hand-over less) ~305 FPS but
-  p99 ~5.4 ms, and clearly better latency when other jobs load the CPU.
+  main thread). Measured on the 2-core box with 640x480 in-memory frames, 5 alternating
+  passes: workers=1 (detection overlaps inference) 1042 FPS, p99 2.0-3.1 ms; workers=0
+  (detection in the inference thread, one hand-over less) 745 FPS, p99 1.9-2.2 ms, and
+  clearly better latency when other jobs load the CPU; workers=2 939 FPS, p99 6.4-8.4 ms
+  (the GIL's hand-overs cost more than the second thread gains on 2 cores).
   Stages are joined by small bounded channels,
   so the frame rate is set by the slowest stage.
 * Live sources: newest frame wins (a stage never works on a stale frame).
