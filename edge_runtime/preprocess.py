@@ -119,6 +119,8 @@ MAX_INK_COVERAGE = 0.25  # more of the frame than this looks like ink: noise or 
 DARK_REGION = 0.5  # paper under a digit darker than this fraction of the paper around it: a dark object
 SHADOW_EDGE = 1.0  # a candidate whose darkest ink is below this x the paper's step under it
 SHADOW_SOFTNESS = 2.0  # and whose ink edges are this soft (Sobel, over its peak) is a shadow's edge
+NOISE_FLOOR_K = 12.0  # on a frame without strong ink, the ink floor rises to this x the ink map's median
+NOISE_FLOOR_MAX = 64.0  # pixel-to-neighbourhood difference (sensor noise), up to this (25 % ink)
 BORDER_PX = 3  # at the working size: components this close to the edge are cut by it
 
 _KERNELS = {}  # (rows, cols) -> np.ones kernel, made once (OpenCV only reads them)
@@ -525,6 +527,7 @@ class _Work(NamedTuple):
     scale_x: float
     scale_y: float
     dark: bool
+    floor: float  # ink below this is never ink here: INK_FLOOR, or more on a noisy frame
 
 
 def _full_resolution_ink(work, x0, y0, x1, y1):
@@ -581,6 +584,13 @@ def _crop_for_digit(work, contours, box, enough_pixels):
     return cv2.convertScaleAbs(cv2.subtract(ink, floor), alpha=255.0 / (top - floor))
 
 
+def _noise_floor(ink):
+    """NOISE_FLOOR_K x the median difference between the ink map and its 3x3 mean (every other row):
+    0-1 on a camera frame in good light, 4-7 in light x0.2-0.35 with sensor noise."""
+    detail = cv2.absdiff(ink, cv2.blur(ink, (3, 3)))
+    return NOISE_FLOOR_K * _quantile_from_hist(cv2.calcHist([detail[::2]], [0], None, [256], [0, 256]).ravel(), 0.5)
+
+
 def _looks_like_noise(mask):
     """Too much 'ink', or ink that is mostly isolated specks (which a 2x2 opening removes)."""
     inked = cv2.countNonZero(mask)
@@ -618,15 +628,25 @@ def _work_from_frame(image, polarity):
     strong = _quantile_from_hist(hist, STRONG_INK_QUANTILE)
     # Hysteresis: strokes are traced down to a low level, but a digit needs some strong ink.
     threshold = max(INK_FLOOR * 255.0, INK_LOW * strong)
-    strong_level = max(INK_FLOOR * 255.0, INK_RELATIVE * strong)
+    # Where no strong ink sets the threshold (an empty page, faint ink), sensor noise in poor light
+    # reaches the fixed floor and its specks clump into "digits": the floor follows the noise there.
+    # Frames with strong ink never measure it (their threshold is above NOISE_FLOOR_MAX).
+    floor = INK_FLOOR * 255.0
+    if INK_LOW * strong < NOISE_FLOOR_MAX:
+        floor = max(floor, min(NOISE_FLOOR_MAX, _noise_floor(ink)))
+    strong_level = max(floor, INK_RELATIVE * strong)
     _, mask = cv2.threshold(ink, threshold, 255, cv2.THRESH_BINARY)
     if cv2.countNonZero(mask) > MAX_INK_COVERAGE * mask.size:
         mask[:] = 0  # noise or texture, not handwriting on paper
     mask = remove_ruled_lines(mask, max(15, int(LINE_FRACTION * work_w)), max(15, int(VERTICAL_LINE_FRACTION * work_h)))
     if _looks_like_noise(mask):
         mask[:] = 0
+    elif floor > threshold:  # (after the noise check, which judges the specks at the fixed floor)
+        mask = cv2.bitwise_and(mask, cv2.threshold(ink, floor, 255, cv2.THRESH_BINARY)[1])
+        threshold = floor
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _kernel((2, 2)))
-    work = _Work(image, paper, mask, ink, strong_level, float(strong), float(work_w) / w, float(work_h) / h, dark)
+    work = _Work(image, paper, mask, ink, strong_level, float(strong), float(work_w) / w, float(work_h) / h, dark,
+                 floor)
     return work, {"ink": ink, "mask": mask, "threshold": threshold, "dark": dark}
 
 
@@ -802,7 +822,7 @@ def _retrace(work, found):
         grow = max(w, h // 2)
         x0, y0 = max(0, x - grow), max(0, y - h // 2)
         x1, y1 = min(work_w, x + w + grow), min(work_h, y + h + h // 2)
-        _, region = cv2.threshold(work.ink[y0:y1, x0:x1], max(INK_FLOOR * 255.0, RETRACE_LEVEL * local), 255, 0)
+        _, region = cv2.threshold(work.ink[y0:y1, x0:x1], max(work.floor, RETRACE_LEVEL * local), 255, 0)
         region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, _kernel((3, 3)))
         traced = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))[-2]
         touching = [c for c in traced if _overlap(cv2.boundingRect(c), box) > 0]

@@ -9,7 +9,7 @@ import pytest
 from edge_runtime import preprocess as pp
 from edge_runtime.manifest import DEFAULT_PREPROCESS
 from edge_runtime.scenes import iou
-from edge_runtime.synthetic import SAMPLE_FILE
+from edge_runtime.synthetic import SAMPLE_FILE, SyntheticCamera
 
 PRE = dict(DEFAULT_PREPROCESS)
 
@@ -304,6 +304,33 @@ def test_the_soft_edge_of_a_big_shadow_on_an_empty_page_is_no_digit(scene):
     frame, truth = SyntheticCamera(seed=11, effects="camera", digits=0).render(scene)
     assert truth == []
     assert pp.digits_from_frame(frame, PRE).boxes == []
+
+
+def dimmed(frame, seed, factor, noise):
+    """Less light (x factor) with sensor noise of sigma ``noise`` gray levels, as scripts/stress_detection.py makes it."""
+    out = frame.astype(np.float32) * np.float32(factor) + np.random.default_rng(seed).normal(0, noise, frame.shape)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def test_sensor_noise_on_an_empty_page_in_poor_light_is_no_digit():
+    """With no strong ink in the frame the fixed 16 % ink floor let the specks of sensor noise in poor
+    light clump into "digits" (21 false boxes on these 120 frames); the floor now follows the noise."""
+    camera = SyntheticCamera(seed=7, effects="camera", digits=0)
+    pages = [camera.render(i)[0] for i in range(60)]
+    dim = sum(len(pp.digits_from_frame(dimmed(page, i, factor, noise), PRE).boxes)
+              for i, page in enumerate(pages) for factor, noise in ((0.2, 3), (0.35, 4)))
+    assert dim <= 4
+    assert sum(len(pp.digits_from_frame(page, PRE).boxes) for page in pages) <= 1
+
+
+def test_faint_digits_on_a_noisy_dim_page_are_still_found(mnist_sample):
+    images, _ = mnist_sample
+    frame, truth = paint_digits(images[20:26], BOXES, paper=60, ink=(36, 36, 36))
+    frame = dimmed(frame, 5, 1.0, 5)
+    work, _ = pp._work_from_frame(frame, "auto")
+    assert work.floor > pp.INK_FLOOR * 255 + 5  # the noise raised the floor ...
+    found = pp.digits_from_frame(frame, PRE)
+    assert len(found.boxes) == 6 and min(best_iou(t, found.boxes) for t in truth) >= 0.6  # ... and the digits stay
 
 
 def test_small_bold_digits_are_kept_small_filled_shapes_are_not():
