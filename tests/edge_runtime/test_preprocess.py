@@ -307,7 +307,7 @@ def test_the_soft_edge_of_a_big_shadow_on_an_empty_page_is_no_digit(scene):
 
 
 def dimmed(frame, seed, factor, noise):
-    """Less light (x factor) with sensor noise of sigma ``noise`` gray levels, as scripts/stress_detection.py makes it."""
+    """Less light (x factor) with sensor noise of sigma ``noise`` gray levels (as scripts/stress_detection.py)."""
     out = frame.astype(np.float32) * np.float32(factor) + np.random.default_rng(seed).normal(0, noise, frame.shape)
     return np.clip(out, 0, 255).astype(np.uint8)
 
