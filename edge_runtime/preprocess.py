@@ -120,7 +120,9 @@ DARK_REGION = 0.5  # paper under a digit darker than this fraction of the paper 
 SHADOW_EDGE = 1.0  # a candidate whose darkest ink is below this x the paper's step under it
 SHADOW_SOFTNESS = 2.0  # and whose ink edges are this soft (Sobel, over its peak) is a shadow's edge
 NOISE_FLOOR_K = 12.0  # on a frame without strong ink, the ink floor rises to this x the ink map's median
-NOISE_FLOOR_MAX = 64.0  # pixel-to-neighbourhood difference (sensor noise), up to this (25 % ink)
+NOISE_FLOOR_MAX = 64.0  # pixel-to-neighbourhood difference (sensor noise), up to this (25 % ink);
+QUIET_NOISE = 12.0  # at most this (a median difference of 1) is a quiet frame, where the floor
+QUIET_FLOOR = 0.10  # drops to this instead (faded ink, a light pencil), unless that makes specks
 BORDER_PX = 3  # at the working size: components this close to the edge are cut by it
 
 _KERNELS = {}  # (rows, cols) -> np.ones kernel, made once (OpenCV only reads them)
@@ -527,7 +529,7 @@ class _Work(NamedTuple):
     scale_x: float
     scale_y: float
     dark: bool
-    floor: float  # ink below this is never ink here: INK_FLOOR, or more on a noisy frame
+    floor: float  # ink below this is never ink here: INK_FLOOR, more on a noisy frame, less on a quiet faint one
 
 
 def _full_resolution_ink(work, x0, y0, x1, y1):
@@ -591,6 +593,15 @@ def _noise_floor(ink):
     return NOISE_FLOOR_K * _quantile_from_hist(cv2.calcHist([detail[::2]], [0], None, [256], [0, 256]).ravel(), 0.5)
 
 
+def _ink_mask(ink, threshold, work_w, work_h):
+    """The binary ink mask at ``threshold`` without ruled lines; None when it looks like noise or texture."""
+    _, mask = cv2.threshold(ink, threshold, 255, cv2.THRESH_BINARY)
+    if cv2.countNonZero(mask) > MAX_INK_COVERAGE * mask.size:
+        return None
+    mask = remove_ruled_lines(mask, max(15, int(LINE_FRACTION * work_w)), max(15, int(VERTICAL_LINE_FRACTION * work_h)))
+    return None if _looks_like_noise(mask) else mask
+
+
 def _looks_like_noise(mask):
     """Too much 'ink', or ink that is mostly isolated specks (which a 2x2 opening removes)."""
     inked = cv2.countNonZero(mask)
@@ -627,23 +638,32 @@ def _work_from_frame(image, polarity):
     hist = cv2.calcHist([ink[::2]], [0], None, [256], [0, 256]).ravel()
     strong = _quantile_from_hist(hist, STRONG_INK_QUANTILE)
     # Hysteresis: strokes are traced down to a low level, but a digit needs some strong ink.
-    threshold = max(INK_FLOOR * 255.0, INK_LOW * strong)
-    # Where no strong ink sets the threshold (an empty page, faint ink), sensor noise in poor light
-    # reaches the fixed floor and its specks clump into "digits": the floor follows the noise there.
-    # Frames with strong ink never measure it (their threshold is above NOISE_FLOOR_MAX).
-    floor = INK_FLOOR * 255.0
+    fixed = INK_FLOOR * 255.0
+    threshold = max(fixed, INK_LOW * strong)
+    floor = fixed
+    # Where no strong ink sets the threshold (an empty page, faint ink), the floor decides what is
+    # ink, and it follows the sensor noise: in poor light noise crosses the fixed floor and its specks
+    # clump into "digits"; on a quiet frame faded ink lies under it. Frames with strong ink never
+    # measure the noise (their threshold is above NOISE_FLOOR_MAX).
     if INK_LOW * strong < NOISE_FLOOR_MAX:
-        floor = max(floor, min(NOISE_FLOOR_MAX, _noise_floor(ink)))
-    strong_level = max(floor, INK_RELATIVE * strong)
-    _, mask = cv2.threshold(ink, threshold, 255, cv2.THRESH_BINARY)
-    if cv2.countNonZero(mask) > MAX_INK_COVERAGE * mask.size:
-        mask[:] = 0  # noise or texture, not handwriting on paper
-    mask = remove_ruled_lines(mask, max(15, int(LINE_FRACTION * work_w)), max(15, int(VERTICAL_LINE_FRACTION * work_h)))
-    if _looks_like_noise(mask):
-        mask[:] = 0
-    elif floor > threshold:  # (after the noise check, which judges the specks at the fixed floor)
+        noise = _noise_floor(ink)
+        if noise <= QUIET_NOISE and INK_LOW * strong < fixed:
+            floor = QUIET_FLOOR * 255.0
+        else:
+            floor = max(fixed, min(NOISE_FLOOR_MAX, noise))
+    low = max(floor, INK_LOW * strong) if floor < fixed else threshold
+    mask = _ink_mask(ink, low, work_w, work_h)
+    if mask is None and low < threshold:
+        # The quiet floor turned something into specks (half-visible rulings): the fixed floor's reading.
+        floor, low = fixed, threshold
+        mask = _ink_mask(ink, low, work_w, work_h)
+    if mask is None:
+        mask = np.zeros_like(ink)
+    elif floor > low:  # (after the noise check, which judges the specks at the fixed floor)
         mask = cv2.bitwise_and(mask, cv2.threshold(ink, floor, 255, cv2.THRESH_BINARY)[1])
-        threshold = floor
+        low = floor
+    threshold = low
+    strong_level = max(floor, INK_RELATIVE * strong)
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _kernel((2, 2)))
     work = _Work(image, paper, mask, ink, strong_level, float(strong), float(work_w) / w, float(work_h) / h, dark,
                  floor)

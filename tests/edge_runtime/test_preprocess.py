@@ -333,6 +333,16 @@ def test_faint_digits_on_a_noisy_dim_page_are_still_found(mnist_sample):
     assert len(found.boxes) == 6 and min(best_iou(t, found.boxes) for t in truth) >= 0.6  # ... and the digits stay
 
 
+def test_faded_digits_on_a_quiet_page_are_found(mnist_sample):
+    """Ink 14 % darker than the paper (a light pencil, faded ink) lies under the fixed 16 % floor; on
+    a quiet frame without strong ink the floor drops to 10 %."""
+    images, _ = mnist_sample
+    frame, truth = paint_digits(images[30:36], BOXES, ink=(202, 202, 202))
+    frame = dimmed(frame, 4, 1.0, 1)
+    found = pp.digits_from_frame(frame, PRE)
+    assert len(found.boxes) == 6 and min(best_iou(t, found.boxes) for t in truth) >= 0.6
+
+
 def test_small_bold_digits_are_kept_small_filled_shapes_are_not():
     """A marker digit 28 px tall fills its box at the working size (half resolution) as much as a
     filled square does; its counters (8, 0) and bays (3, 5) at full resolution tell them apart."""

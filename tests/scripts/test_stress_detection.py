@@ -52,6 +52,25 @@ def test_transforms_darken_fade_and_keep_the_frame_shape():
     assert sd.jpeg(frame, 20).shape == frame.shape
 
 
+def test_half_visible_rulings_at_a_lower_ink_floor_fall_back_to_the_fixed_floor(monkeypatch):
+    """On a quiet page without strong ink the floor drops (faded ink); where that turns faint rulings
+    into specks, the frame is read at the fixed floor instead. At a 12 % floor (where the rulings of
+    these frames are half visible) that keeps 98.7 % of the small digits on ruled, dim paper; without
+    the fallback the noise check wiped 9 of 60 frames (86.1 %)."""
+    from edge_runtime import preprocess as pp
+    from edge_runtime.scenes import iou
+
+    monkeypatch.setattr(pp, "QUIET_FLOOR", 0.12)
+    rng = np.random.default_rng(7)
+    found = total = 0
+    for _ in range(60):
+        frame, truth = sd.font_scene(rng, sd.FONTS["plain (small)"], True)
+        boxes = pp.digits_from_frame(frame).boxes
+        found += sum(1 for t in truth if any(iou(t["bbox"], b) >= 0.3 for b in boxes))
+        total += len(truth)
+    assert found / float(total) >= 0.98
+
+
 def test_a_short_run_prints_one_scored_row_per_case():
     pytest.importorskip("onnxruntime")
     done = run("--model", BUNDLE, "--frames", "2", "--seed", "5")
