@@ -123,6 +123,7 @@ NOISE_FLOOR_K = 12.0  # on a frame without strong ink, the ink floor rises to th
 NOISE_FLOOR_MAX = 64.0  # pixel-to-neighbourhood difference (sensor noise), up to this (25 % ink);
 QUIET_NOISE = 12.0  # at most this (a median difference of 1) is a quiet frame, where the floor
 QUIET_FLOOR = 0.10  # drops to this instead (faded ink, a light pencil), unless that makes specks
+PEAK_OVER_NOISE = 1.75  # on a frame that measures the noise, a digit's darkest ink reaches this x that measure
 BORDER_PX = 3  # at the working size: components this close to the edge are cut by it
 
 _KERNELS = {}  # (rows, cols) -> np.ones kernel, made once (OpenCV only reads them)
@@ -643,8 +644,10 @@ def _work_from_frame(image, polarity):
     floor = fixed
     # Where no strong ink sets the threshold (an empty page, faint ink), the floor decides what is
     # ink, and it follows the sensor noise: in poor light noise crosses the fixed floor and its specks
-    # clump into "digits"; on a quiet frame faded ink lies under it. Frames with strong ink never
-    # measure the noise (their threshold is above NOISE_FLOOR_MAX).
+    # clump into "digits" (whose darkest ink must then also stand above the noise); on a quiet frame
+    # faded ink lies under it. Frames with strong ink never measure the noise (their threshold is
+    # above NOISE_FLOOR_MAX).
+    noise = 0.0
     if INK_LOW * strong < NOISE_FLOOR_MAX:
         noise = _noise_floor(ink)
         if noise <= QUIET_NOISE and INK_LOW * strong < fixed:
@@ -663,7 +666,7 @@ def _work_from_frame(image, polarity):
         mask = cv2.bitwise_and(mask, cv2.threshold(ink, floor, 255, cv2.THRESH_BINARY)[1])
         low = floor
     threshold = low
-    strong_level = max(floor, INK_RELATIVE * strong)
+    strong_level = max(floor, INK_RELATIVE * strong, PEAK_OVER_NOISE * noise)
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _kernel((2, 2)))
     work = _Work(image, paper, mask, ink, strong_level, float(strong), float(work_w) / w, float(work_h) / h, dark,
                  floor)
