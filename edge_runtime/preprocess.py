@@ -594,6 +594,23 @@ def _noise_floor(ink):
     return NOISE_FLOOR_K * _quantile_from_hist(cv2.calcHist([detail[::2]], [0], None, [256], [0, 256]).ravel(), 0.5)
 
 
+def _ink_floor(ink, strong):
+    """(floor, noise measure) for a frame whose strong-ink level is ``strong``.
+
+    Where no strong ink sets the threshold (an empty page, faint ink), the floor decides what is
+    ink, and it follows the sensor noise: in poor light noise crosses the fixed INK_FLOOR and its
+    specks clump into "digits" (whose darkest ink must then also stand above the noise); on a quiet
+    frame faded ink lies under it. Frames with strong ink never measure the noise (their threshold
+    is above NOISE_FLOOR_MAX)."""
+    fixed = INK_FLOOR * 255.0
+    if INK_LOW * strong >= NOISE_FLOOR_MAX:
+        return fixed, 0.0
+    noise = _noise_floor(ink)
+    if noise <= QUIET_NOISE and INK_LOW * strong < fixed:
+        return QUIET_FLOOR * 255.0, noise
+    return max(fixed, min(NOISE_FLOOR_MAX, noise)), noise
+
+
 def _ink_mask(ink, threshold, work_w, work_h):
     """The binary ink mask at ``threshold`` without ruled lines; None when it looks like noise or texture."""
     _, mask = cv2.threshold(ink, threshold, 255, cv2.THRESH_BINARY)
@@ -641,20 +658,8 @@ def _work_from_frame(image, polarity):
     # Hysteresis: strokes are traced down to a low level, but a digit needs some strong ink.
     fixed = INK_FLOOR * 255.0
     threshold = max(fixed, INK_LOW * strong)
-    floor = fixed
-    # Where no strong ink sets the threshold (an empty page, faint ink), the floor decides what is
-    # ink, and it follows the sensor noise: in poor light noise crosses the fixed floor and its specks
-    # clump into "digits" (whose darkest ink must then also stand above the noise); on a quiet frame
-    # faded ink lies under it. Frames with strong ink never measure the noise (their threshold is
-    # above NOISE_FLOOR_MAX).
-    noise = 0.0
-    if INK_LOW * strong < NOISE_FLOOR_MAX:
-        noise = _noise_floor(ink)
-        if noise <= QUIET_NOISE and INK_LOW * strong < fixed:
-            floor = QUIET_FLOOR * 255.0
-        else:
-            floor = max(fixed, min(NOISE_FLOOR_MAX, noise))
-    low = max(floor, INK_LOW * strong) if floor < fixed else threshold
+    floor, noise = _ink_floor(ink, strong)
+    low = min(threshold, max(floor, INK_LOW * strong))  # a quiet floor lowers it; a noisy one acts below
     mask = _ink_mask(ink, low, work_w, work_h)
     if mask is None and low < threshold:
         # The quiet floor turned something into specks (half-visible rulings): the fixed floor's reading.

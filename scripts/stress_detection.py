@@ -18,6 +18,7 @@ rulings, coloured paper, no digits) count the boxes found where there is nothing
 """
 
 import argparse
+import functools
 import os
 import sys
 
@@ -102,10 +103,16 @@ def faded(frame, factor):
     return np.clip(paper - (paper - frame.astype(np.float32)) * np.float32(factor), 0, 255).astype(np.uint8)
 
 
-def cases(frames, seed):
-    """[(name, [(frame, truth)])] for every stress case (frames rendered lazily per case)."""
+def _synthetic(frames, seed, transform, **camera):
+    """``frames`` synthetic:// scenes (SyntheticCamera options ``camera``), each frame transformed."""
     from edge_runtime.synthetic import SyntheticCamera
 
+    source, rng = SyntheticCamera(seed=seed, **camera), np.random.default_rng(seed)
+    return [(transform(frame, rng), truth) for frame, truth in (source.render(i) for i in range(frames))]
+
+
+def cases(frames, seed):
+    """[(name, [(frame, truth)])] for every stress case (frames rendered lazily per case)."""
     out = []
     for name, font in FONTS.items():
         for ruled in (False, True):
@@ -123,15 +130,11 @@ def cases(frames, seed):
     ]
     for effects in ("clean", "camera"):
         for name, transform in transforms:
-            def render(effects=effects, transform=transform):
-                camera, rng = SyntheticCamera(seed=seed, effects=effects), np.random.default_rng(seed)
-                return [(transform(frame, rng), truth) for frame, truth in (camera.render(i) for i in range(frames))]
-            out.append(("synthetic %s, %s" % (effects, name), render))
+            out.append(("synthetic %s, %s" % (effects, name),
+                        functools.partial(_synthetic, frames, seed, transform, effects=effects)))
     for name, transform in transforms[:3]:  # every box on a blank page is a false one
-        def blank(transform=transform):
-            camera, rng = SyntheticCamera(seed=seed, effects="camera", digits=0), np.random.default_rng(seed)
-            return [(transform(frame, rng), truth) for frame, truth in (camera.render(i) for i in range(frames))]
-        out.append(("blank page (no digits), camera, %s" % name, blank))
+        out.append(("blank page (no digits), camera, %s" % name,
+                    functools.partial(_synthetic, frames, seed, transform, effects="camera", digits=0)))
     return out
 
 
