@@ -17,7 +17,9 @@ is a few small crops.
    outweigh thin dark ones (black-hat): chalk on a board, white on black. Big dark
    areas (a shadow, the table) do not flip it because only thin features count; where
    the light ones win only narrowly (dense rulings under a shadow), the reading that
-   leaves clearly less ink wins (4 of 3,000 synthetic camera frames were flipped).
+   leaves clearly less ink wins (4 of 3,000 synthetic camera frames were flipped), and
+   failing that the features measured against a 7x7 median: on squared paper the cells
+   between the grid lines are thin light features for the top-hat, but not against the median.
 3. Paper: a closing (max then min filter) on a 1/4-size copy removes the strokes and
    keeps the edges of shadows; ``ink = 1 - gray / paper`` is then independent of
    uneven light, vignetting, exposure and soft shadows.
@@ -97,6 +99,8 @@ VERTICAL_LINE_FRACTION = 0.6  # vertical runs longer than this fraction of the h
 LIGHT_INK_MARGIN = 1.5  # light-ink features must beat dark ones by this factor to flip polarity,
 LIGHT_INK_CLEAR = 3.0  # and below this factor the light reading must also leave more ink than
 SPARSER_INK = 0.6  # 1 / this x the dark one's (measured on 3,000 synthetic frames and their negatives)
+MEDIAN_WINDOW = 7  # failing that, features against this median (half size) break the tie (squared paper)
+FEATURE_LEVEL = 12  # polarity features fainter than this (of 255) are sensor noise
 MIN_PAPER_LEVEL = 16  # paper darker than this is not paper
 CROP_FLOOR = 0.3  # in a crop, ink below this fraction of the stroke level is background
 DETAIL_FACTOR = 1.5  # digits this many model boxes tall at the working size are cut from it, not full res
@@ -278,27 +282,45 @@ def ink_is_dark(gray_work):
     handwriting is thin, so its polarity wins even when a big shadow or a dark table fills the frame.
     Where light features win but not clearly (dense rulings under a shadow, whose light gaps count
     as thin light features, or a marker digit whose strokes are too thick to count as thin dark
-    ones), the polarity whose reading leaves clearly less ink wins: handwriting is sparse.
+    ones), the polarity whose reading leaves clearly less ink wins: handwriting is sparse. Failing
+    that, dark wins if, measured against the local median instead, dark features are at least as
+    strong: on squared paper every cell between the grid lines is a thin light feature for the
+    top-hat, but the cells are the median there, so only the grid lines and the ink stand out.
     """
-    ratio = _light_to_dark_features(gray_work)
+    small = _half_size(gray_work)
+    ratio = _light_to_dark_features(small)
     if ratio <= LIGHT_INK_MARGIN:
         return True
     if ratio >= LIGHT_INK_CLEAR:
         return False
-    return _ink_coverage(gray_work) <= SPARSER_INK * _ink_coverage(cv2.bitwise_not(gray_work))
+    if _ink_coverage(gray_work) <= SPARSER_INK * _ink_coverage(cv2.bitwise_not(gray_work)):
+        return True
+    return _light_to_dark_around_median(small) <= 1.0
 
 
-def _light_to_dark_features(gray_work):
-    """Sum of thin light features over the sum of thin dark ones, on a half-size copy."""
+def _half_size(gray_work):
     h, w = gray_work.shape
-    small = cv2.resize(gray_work, (max(8, w // 2), max(8, h // 2)), interpolation=cv2.INTER_AREA)
-    kernel = _kernel((5, 5))
-    dark = cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, kernel)
-    light = cv2.morphologyEx(small, cv2.MORPH_TOPHAT, kernel)
-    # Only count clear features, not sensor noise.
-    _, dark = cv2.threshold(dark, 12, 255, cv2.THRESH_TOZERO)
-    _, light = cv2.threshold(light, 12, 255, cv2.THRESH_TOZERO)
+    return cv2.resize(gray_work, (max(8, w // 2), max(8, h // 2)), interpolation=cv2.INTER_AREA)
+
+
+def _feature_ratio(dark, light):
+    """Sum of light features over the sum of dark ones, counting only clear features (not sensor noise)."""
+    _, dark = cv2.threshold(dark, FEATURE_LEVEL, 255, cv2.THRESH_TOZERO)
+    _, light = cv2.threshold(light, FEATURE_LEVEL, 255, cv2.THRESH_TOZERO)
     return cv2.sumElems(light)[0] / max(1.0, cv2.sumElems(dark)[0])
+
+
+def _light_to_dark_features(small):
+    """Thin light features (top-hat) over thin dark ones (black-hat), on the half-size copy ``small``."""
+    kernel = _kernel((5, 5))
+    return _feature_ratio(cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, kernel),
+                          cv2.morphologyEx(small, cv2.MORPH_TOPHAT, kernel))
+
+
+def _light_to_dark_around_median(small):
+    """Light over dark features measured against the 7x7 median instead (``small``: the half-size copy)."""
+    median = cv2.medianBlur(small, MEDIAN_WINDOW)
+    return _feature_ratio(cv2.subtract(median, small), cv2.subtract(small, median))
 
 
 def _ink_coverage(gray_work):

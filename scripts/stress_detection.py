@@ -13,8 +13,10 @@ numbers of 2026-11-23 are in docs/benchmarks.md ("Stress tests beyond the genera
 Font cases draw 2-6 digits per frame, 20-60 px tall, stroke 2-5 px, in blue, red or black ink,
 on plain paper, or on ruled paper with a margin line in dim, uneven light. The other cases
 transform ``synthetic://`` frames (clean and with camera effects): darker with sensor noise,
-JPEG quality 20, or the ink faded towards the paper. Blank pages (camera effects: shadows,
-rulings, coloured paper, no digits) count the boxes found where there is nothing to find.
+JPEG quality 20, the ink faded towards the paper, or squared paper (light blue grid lines every
+16 or 24 px: a notebook's 5 mm squares seen from further or closer). Blank pages (camera
+effects: shadows, rulings, coloured paper, no digits) count the boxes found where there is
+nothing to find.
 """
 
 import argparse
@@ -43,6 +45,7 @@ FONTS = {
 }
 PENS = ((40, 30, 30), (120, 40, 20), (30, 30, 140))  # BGR: black, blue, red ink
 PAPER = 235
+GRID = (215, 190, 160)  # BGR: the light blue of squared paper's lines
 SIZE = (640, 480)
 
 
@@ -103,6 +106,18 @@ def faded(frame, factor):
     return np.clip(paper - (paper - frame.astype(np.float32)) * np.float32(factor), 0, 255).astype(np.uint8)
 
 
+def squared(frame, rng, step):
+    """Squared paper: 1 px light blue grid lines every ``step`` px (at a random offset) under the ink."""
+    h, w = frame.shape[:2]
+    grid = np.full(frame.shape, 255, np.uint8)
+    offset = int(rng.integers(0, step))
+    for y in range(offset, h, step):
+        cv2.line(grid, (0, y), (w, y), GRID, 1)
+    for x in range(offset, w, step):
+        cv2.line(grid, (x, 0), (x, h), GRID, 1)
+    return (frame.astype(np.float32) * grid / np.float32(255.0)).astype(np.uint8)
+
+
 def _synthetic(frames, seed, transform, **camera):
     """``frames`` synthetic:// scenes (SyntheticCamera options ``camera``), each frame transformed."""
     from edge_runtime.synthetic import SyntheticCamera
@@ -127,6 +142,8 @@ def cases(frames, seed):
         ("JPEG quality 20", lambda f, rng: jpeg(f, 20)),
         ("ink faded to 40 %", lambda f, rng: faded(f, 0.4)),
         ("ink faded to 25 %", lambda f, rng: faded(f, 0.25)),
+        ("squared paper, 16 px grid", lambda f, rng: squared(f, rng, 16)),
+        ("squared paper, 24 px grid", lambda f, rng: squared(f, rng, 24)),
     ]
     for effects in ("clean", "camera"):
         for name, transform in transforms:

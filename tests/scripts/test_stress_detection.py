@@ -78,7 +78,7 @@ def test_a_short_run_prints_one_scored_row_per_case():
     rate = r"([\d.]+ %|-)"
     rows = re.findall(r"^\| (.+?) \| (\d+) \| (\d+) \| %s \| %s \| %s \| (\d+) \|$" % (rate, rate, rate),
                       done.stdout, re.M)
-    assert len(rows) == len(sd.FONTS) * 2 + 12 + 3
+    assert len(rows) == len(sd.FONTS) * 2 + 16 + 3  # fonts x paper, synthetic clean/camera x 8, blank x 3
     digits = [r for r in rows if not r[0].startswith("blank page")]
     blank = [r for r in rows if r[0].startswith("blank page")]
     assert all(int(r[1]) == 2 and int(r[2]) >= 4 for r in digits)
@@ -96,3 +96,17 @@ def test_bad_arguments_are_clear_errors(tmp_path):
     assert done.returncode == 1 and "stress_detection: no manifest at" in done.stderr and "Traceback" not in done.stderr
     done = run("--model", BUNDLE, "--frames", "0")
     assert done.returncode == 2 and "--frames must be at least 1" in done.stderr
+
+
+def test_squared_paper_draws_a_light_grid_under_the_ink():
+    from edge_runtime.synthetic import SyntheticCamera
+
+    frame, _ = SyntheticCamera(seed=3, effects="clean").render(0)
+    out = sd.squared(frame, np.random.default_rng(0), 16)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    darker = out.astype(np.int32).sum(axis=2) < frame.astype(np.int32).sum(axis=2) - 30
+    rows, cols = np.flatnonzero(darker.mean(axis=1) > 0.75), np.flatnonzero(darker.mean(axis=0) > 0.75)
+    assert len(rows) == 30 and len(cols) == 40, (rows, cols)  # every 16 px, across the whole frame
+    assert set(np.diff(rows)) == {16} and set(np.diff(cols)) == {16}
+    assert darker.mean() < 0.15  # lines, not a darker page
+    assert any("squared paper, 16 px grid" in name for name, _ in sd.cases(1, 7))
