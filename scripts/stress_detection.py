@@ -106,11 +106,10 @@ def faded(frame, factor):
     return np.clip(paper - (paper - frame.astype(np.float32)) * np.float32(factor), 0, 255).astype(np.uint8)
 
 
-def squared(frame, rng, step):
-    """Squared paper: 1 px light blue grid lines every ``step`` px (at a random offset) under the ink."""
+def squared(frame, step, offset=0):
+    """Squared paper: 1 px light blue grid lines every ``step`` px (from ``offset``) under the ink."""
     h, w = frame.shape[:2]
     grid = np.full(frame.shape, 255, np.uint8)
-    offset = int(rng.integers(0, step))
     for y in range(offset, h, step):
         cv2.line(grid, (0, y), (w, y), GRID, 1)
     for x in range(offset, w, step):
@@ -142,8 +141,8 @@ def cases(frames, seed):
         ("JPEG quality 20", lambda f, rng: jpeg(f, 20)),
         ("ink faded to 40 %", lambda f, rng: faded(f, 0.4)),
         ("ink faded to 25 %", lambda f, rng: faded(f, 0.25)),
-        ("squared paper, 16 px grid", lambda f, rng: squared(f, rng, 16)),
-        ("squared paper, 24 px grid", lambda f, rng: squared(f, rng, 24)),
+        ("squared paper, 16 px grid", lambda f, rng: squared(f, 16, int(rng.integers(0, 16)))),
+        ("squared paper, 24 px grid", lambda f, rng: squared(f, 24, int(rng.integers(0, 24)))),
     ]
     for effects in ("clean", "camera"):
         for name, transform in transforms:

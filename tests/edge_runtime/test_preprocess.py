@@ -1,5 +1,7 @@
 """Digit normalisation and detection on crafted frames (numbers, not pictures)."""
 
+import os
+import sys
 import timeit
 
 import cv2
@@ -11,7 +13,17 @@ from edge_runtime.manifest import DEFAULT_PREPROCESS
 from edge_runtime.scenes import iou
 from edge_runtime.synthetic import SAMPLE_FILE, SyntheticCamera
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import stress_detection as sd  # noqa: E402  (its renderers: dim light with sensor noise, squared paper)
+
 PRE = dict(DEFAULT_PREPROCESS)
+
+
+def reads_dark(frame):
+    """ink_is_dark on the frame's ink image at the working size (half of 640x480), as detection sees it."""
+    h, w = frame.shape[:2]
+    return pp.ink_is_dark(pp.darkness_source(cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA)))
 
 
 @pytest.fixture(scope="module")
@@ -291,16 +303,7 @@ def test_ruled_paper_under_a_shadow_is_read_as_dark_ink(seed, scene):
     found = pp.digits_from_frame(frame, PRE)
     assert len(found.boxes) == len(truth), (found.boxes, truth)
     assert min(best_iou(t["bbox"], found.boxes) for t in truth) >= 0.3
-    h, w = frame.shape[:2]
-    assert pp.ink_is_dark(pp.darkness_source(cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA)))
-
-
-def squared_paper(frame, step=16):
-    """Light blue grid lines every ``step`` px (1 px wide, from the corner) under the ink: squared paper."""
-    grid = np.full(frame.shape, 255, np.uint8)
-    grid[::step, :] = (215, 190, 160)
-    grid[:, ::step] = (215, 190, 160)
-    return (frame.astype(np.float32) * grid / np.float32(255.0)).astype(np.uint8)
+    assert reads_dark(frame)
 
 
 @pytest.mark.parametrize("scene", [7, 16, 17, 18, 24, 39])
@@ -308,12 +311,9 @@ def test_squared_paper_is_read_as_dark_ink(scene):
     """On squared paper (a 16 px grid) every cell between the lines is a thin light feature for the
     top-hat: these six synthetic camera frames (of 40) were read as light ink on a dark board and
     lost 1-5 of their digits; against the local median the cells are background and dark ink wins."""
-    from edge_runtime.synthetic import SyntheticCamera
-
     frame, truth = SyntheticCamera(seed=7, effects="camera").render(scene)
-    frame = squared_paper(frame)
-    h, w = frame.shape[:2]
-    assert pp.ink_is_dark(pp.darkness_source(cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA)))
+    frame = sd.squared(frame, 16)
+    assert reads_dark(frame)
     found = pp.digits_from_frame(frame, PRE)
     assert len(found.boxes) == len(truth), (found.boxes, truth)
     assert min(best_iou(t["bbox"], found.boxes) for t in truth) >= 0.3
@@ -323,8 +323,6 @@ def test_the_median_tie_break_keeps_light_ink_light():
     """White digits on a dark board (negatives of synthetic camera frames) that reach the median
     tie-break (light features win the top-hat count only narrowly, the ink coverage decides nothing):
     against the median their light features win clearly (1.2-8.8x), so they stay light ink."""
-    from edge_runtime.synthetic import SyntheticCamera
-
     camera = SyntheticCamera(seed=7, effects="camera")
     for scene in (2, 13, 17, 20, 21, 25, 27, 48):
         small = cv2.resize(cv2.bitwise_not(camera.render(scene)[0]), (320, 240), interpolation=cv2.INTER_AREA)
@@ -346,9 +344,8 @@ def test_the_soft_edge_of_a_big_shadow_on_an_empty_page_is_no_digit(scene):
 
 
 def dimmed(frame, seed, factor, noise):
-    """Less light (x factor) with sensor noise of sigma ``noise`` gray levels (as scripts/stress_detection.py)."""
-    out = frame.astype(np.float32) * np.float32(factor) + np.random.default_rng(seed).normal(0, noise, frame.shape)
-    return np.clip(out, 0, 255).astype(np.uint8)
+    """scripts/stress_detection.py's poor light (x factor, sensor noise of sigma ``noise``), seeded."""
+    return sd.dimmed(frame, np.random.default_rng(seed), factor, noise)
 
 
 def test_sensor_noise_on_an_empty_page_in_poor_light_is_no_digit():

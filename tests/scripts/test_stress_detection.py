@@ -102,7 +102,7 @@ def test_squared_paper_draws_a_light_grid_under_the_ink():
     from edge_runtime.synthetic import SyntheticCamera
 
     frame, _ = SyntheticCamera(seed=3, effects="clean").render(0)
-    out = sd.squared(frame, np.random.default_rng(0), 16)
+    out = sd.squared(frame, 16, offset=int(np.random.default_rng(0).integers(0, 16)))
     assert out.shape == frame.shape and out.dtype == np.uint8
     darker = out.astype(np.int32).sum(axis=2) < frame.astype(np.int32).sum(axis=2) - 30
     rows, cols = np.flatnonzero(darker.mean(axis=1) > 0.75), np.flatnonzero(darker.mean(axis=0) > 0.75)
