@@ -49,6 +49,8 @@ is a few small crops.
 8. Re-trace: around each candidate the ink is thresholded again at 30 % of the
    candidate's own darkest ink, recovering thin or light strokes the frame-wide
    threshold lost (a fineliner 4 seen as two 1s); kept only if still digit-shaped.
+   A faint candidate (a fragment of a fine-pen digit beside bold ones) follows its
+   strokes out of its window, window by window, up to 6 times its height.
 9. Crop: each digit's ink, contrast-stretched so its stroke core is white and faint
    marks (rulings, paper texture) black, cut to its own strokes (so a neighbour or a
    ruling inside the box is dropped), from the working ink map when the digit is at
@@ -56,7 +58,9 @@ is a few small crops.
    skips a full-resolution ink map per digit; smaller digits from the full-resolution
    frame. Then ``normalize_digit``: LeCun's MNIST
    normalisation (fit into box x box keeping the aspect ratio with INTER_AREA, place
-   in size x size with the centre of mass at the centre). On MNIST digits themselves
+   in size x size with the centre of mass at the centre). A digit whose strokes would be
+   thinner than MNIST's (a fine pen on a big digit: a hairline in the 20 px box) has its
+   strokes grown first, to MNIST's median width there. On MNIST digits themselves
    ``normalize_digit`` is the identity.
 """
 
@@ -78,7 +82,10 @@ SPLIT_SIDE = 0.25  # split at a column at least this x the height from either si
 SPLIT_MIN_HEIGHT = 0.6  # and only into parts at least this x its height tall
 SPLIT_INK = 0.06  # holding at most this x the height in ink pixels
 RETRACE_LEVEL = 0.3  # each candidate is re-traced at this fraction of its darkest ink
-RETRACE_GROWTH = 2.0  # and may grow to at most this many times their height
+RETRACE_GROWTH = 2.0  # and may grow to at most this many times their height,
+FAINT_PIECE = 0.7  # or, pieces whose darkest ink is under this x the frame's strong ink (a faint digit's
+RETRACE_FAINT_GROWTH = 6.0  # fragments), to this many times, following their strokes out of the window
+RETRACE_STEPS = 3  # for at most this many more windows
 INK_LOW = 0.45  # and its strokes are traced down to this fraction
 STRONG_INK_QUANTILE = 0.997
 MIN_DIGIT_FRACTION = 0.03  # min digit height as a fraction of the shorter frame side
@@ -129,6 +136,9 @@ QUIET_NOISE = 12.0  # at most this (a median difference of 1) is a quiet frame, 
 QUIET_FLOOR = 0.10  # drops to this instead (faded ink, a light pencil), unless that makes specks
 PEAK_OVER_NOISE = 1.75  # on a frame that measures the noise, a digit's darkest ink reaches this x that measure
 BORDER_PX = 3  # at the working size: components this close to the edge are cut by it
+MIN_STROKE = 1.4  # strokes thinner than this in the model's box (a fine pen on a big digit) are grown
+STROKE_TARGET = 2.0  # to about this width there (MNIST's median ``stroke_width``; 1.4 is its 5th percentile)
+STROKE_CORE = 0.5  # (only ink at least this fraction of the crop's peak grows)
 
 _KERNELS = {}  # (rows, cols) -> np.ones kernel, made once (OpenCV only reads them)
 
@@ -185,6 +195,30 @@ def _centre_by_mass(image, size):
     return canvas
 
 
+def stroke_width(ink):
+    """Mean stroke width in pixels of a white-on-black uint8 image: 2 x its ink over its edges (the sum of
+    the image over the sum of absolute differences between neighbours; a stroke of length L and width
+    w holds L w of ink and has 2 L of edge). Soft edges count as they are; no threshold."""
+    edges = cv2.sumElems(cv2.absdiff(ink[:, 1:], ink[:, :-1]))[0] + cv2.sumElems(cv2.absdiff(ink[1:], ink[:-1]))[0]
+    return 2.0 * cv2.sumElems(ink)[0] / edges if edges > 0 else 0.0
+
+
+def _thickened(ink, factor):
+    """``ink`` (to be scaled by ``factor`` < 1) with strokes grown so that they are about MNIST's width
+    after scaling: a fine pen on a big digit is a hairline in the model's box, where MNIST's strokes
+    are 1.4-3.1 px wide (``stroke_width`` of the 10k 28x28 test digits: 5th to 95th percentile)."""
+    scaled = stroke_width(ink) * factor
+    if scaled <= 0 or scaled >= MIN_STROKE:
+        return ink
+    grow = int(round((STROKE_TARGET - scaled) / factor))
+    if grow < 1:
+        return ink
+    # Only the strokes grow (ink at half the peak or more): faint marks left in the crop (where grid
+    # lines cross, a ruling's edge) would grow into dots the model reads as strokes.
+    _, strokes = cv2.threshold(ink, STROKE_CORE * cv2.minMaxLoc(ink)[1], 255, cv2.THRESH_TOZERO)
+    return cv2.max(ink, cv2.dilate(strokes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow + 1, grow + 1))))
+
+
 def normalized_uint8(gray, pre=None):
     """Like ``normalize_digit`` but returns the uint8 image (white ink on black, before scaling)."""
     size = int(_pre_value(pre, "size"))
@@ -199,6 +233,8 @@ def normalized_uint8(gray, pre=None):
         return np.zeros((size, size), np.uint8)
     ink = gray[y : y + h, x : x + w]
     factor = float(box) / max(h, w)
+    if factor < 1.0:
+        ink = _thickened(ink, factor)
     new_w = max(1, min(box, int(round(w * factor))))
     new_h = max(1, min(box, int(round(h * factor))))
     if (new_w, new_h) != (w, h):
@@ -853,6 +889,30 @@ def split_touching(mask, box, depth=3):
     return [part for half in halves for part in split_touching(mask, half, depth - 1)]
 
 
+def _trace(work, box, level):
+    """The strokes at ``level`` that touch ``box``, in a window around it ->
+    (their bounding box, their contours, the window (x0, y0, x1, y1)); (None, None, window) if none."""
+    work_h, work_w = work.mask.shape
+    x, y, w, h = box
+    grow = max(w, h // 2)
+    x0, y0 = max(0, x - grow), max(0, y - h // 2)
+    x1, y1 = min(work_w, x + w + grow), min(work_h, y + h + h // 2)
+    _, region = cv2.threshold(work.ink[y0:y1, x0:x1], level, 255, 0)
+    region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, _kernel((3, 3)))
+    traced = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))[-2]
+    touching = [c for c in traced if _overlap(cv2.boundingRect(c), box) > 0]
+    if not touching:
+        return None, None, (x0, y0, x1, y1)
+    return cv2.boundingRect(np.concatenate(touching)), touching, (x0, y0, x1, y1)
+
+
+def _inside(box, window):
+    """The box does not reach the window's edge (the strokes did not run out of it)."""
+    x, y, w, h = box
+    x0, y0, x1, y1 = window
+    return x > x0 and y > y0 and x + w < x1 and y + h < y1
+
+
 def _retrace(work, found):
     """Re-trace each candidate at a lower level relative to its own darkest ink.
 
@@ -860,7 +920,10 @@ def _retrace(work, found):
     pencil digit next to a marker one). Around each candidate the ink is thresholded again at
     RETRACE_LEVEL of the candidate's darkest ink; the strokes touching the candidate replace it
     if the result is still digit-shaped (rulings crossing it make it too wide: then it is kept
-    as it was). Duplicates (two parts of one digit re-traced to the same box) are dropped.
+    as it was). A faint candidate (darkest ink under FAINT_PIECE of the frame's strong ink: a
+    piece of a pencil digit beside marker ones) whose strokes run out of the window follows
+    them, window by window, up to RETRACE_FAINT_GROWTH times its height. Duplicates (two parts
+    of one digit re-traced to the same box) are dropped.
     """
     if not found:
         return found
@@ -869,27 +932,29 @@ def _retrace(work, found):
     for box, contours, ink_pixels in found:
         x, y, w, h = box
         local = cv2.minMaxLoc(work.ink[y : y + h, x : x + w])[1]
-        grow = max(w, h // 2)
-        x0, y0 = max(0, x - grow), max(0, y - h // 2)
-        x1, y1 = min(work_w, x + w + grow), min(work_h, y + h + h // 2)
-        _, region = cv2.threshold(work.ink[y0:y1, x0:x1], max(work.floor, RETRACE_LEVEL * local), 255, 0)
-        region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, _kernel((3, 3)))
-        traced = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))[-2]
-        touching = [c for c in traced if _overlap(cv2.boundingRect(c), box) > 0]
-        if not touching:
+        level = max(work.floor, RETRACE_LEVEL * local)
+        new, touching, window = _trace(work, box, level)
+        if new is None:
             out.append((box, contours, ink_pixels))
             continue
-        new = cv2.boundingRect(np.concatenate(touching))
+        growth = RETRACE_GROWTH
+        if local < FAINT_PIECE * work.strong:
+            growth = RETRACE_FAINT_GROWTH
+            for _ in range(RETRACE_STEPS):
+                if _inside(new, window) or new[3] > growth * h or new[2] > MAX_WIDTH_OVER_HEIGHT * growth * h:
+                    break
+                wider = _trace(work, new, level)
+                if wider[0] is None:
+                    break
+                new, touching, window = wider
         nx, ny, nw, nh = new
         plausible = (
-            nh <= RETRACE_GROWTH * h
+            nh <= growth * h
             and nw <= MAX_WIDTH_OVER_HEIGHT * nh
             and nh <= MAX_HEIGHT_OVER_WIDTH * nw
+            and nh <= MAX_DIGIT_FRACTION * work_h
             and not _at_border(new, work_w, work_h)
-            and nx > x0
-            and ny > y0
-            and nx + nw < x1
-            and ny + nh < y1  # not running out of the window
+            and _inside(new, window)  # not running out of the window
             and (nw <= SPLIT_WIDTH * nh or nw <= w)  # not grown sideways into its neighbour
         )
         out.append((new, touching, ink_pixels) if plausible else (box, contours, ink_pixels))

@@ -11,7 +11,8 @@ Markdown table row per case: frames, digits, accuracy, recall, precision, false 
 numbers of 2026-11-23 are in docs/benchmarks.md ("Stress tests beyond the generator").
 
 Font cases draw 2-6 digits per frame, 20-60 px tall, stroke 2-5 px, in blue, red or black ink,
-on plain paper, or on ruled paper with a margin line in dim, uneven light. The other cases
+on plain paper, or on ruled paper with a margin line in dim, uneven light; the "big" ones 70-135 px
+tall with a 1-3 px pen (a fine pen's digit is a faint hairline at the working size, beside bold ones). The other cases
 transform ``synthetic://`` frames (clean and with camera effects): darker with sensor noise,
 JPEG quality 20, the ink faded towards the paper, or squared paper (light blue grid lines every
 16 or 24 px: a notebook's 5 mm squares seen from further or closer). Blank pages (camera
@@ -39,7 +40,7 @@ from edge_runtime.pipeline import batch_for_manifest  # noqa: E402
 FONTS = {
     "simplex": cv2.FONT_HERSHEY_SIMPLEX,
     "duplex": cv2.FONT_HERSHEY_DUPLEX,
-    "script": cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
+    "complex": cv2.FONT_HERSHEY_COMPLEX,  # (the "script simplex" font's digits are simplex's own)
     "script complex": cv2.FONT_HERSHEY_SCRIPT_COMPLEX,
     "plain (small)": cv2.FONT_HERSHEY_PLAIN,
 }
@@ -54,8 +55,11 @@ def _apart(a, b, gap=15):
             or a[1] > b[1] + b[3] + gap or b[1] > a[1] + a[3] + gap)
 
 
-def font_scene(rng, font, ruled_dim=False):
-    """(BGR frame, truth) with 2-6 digits of one Hershey font; truth boxes are the drawn ink's."""
+def font_scene(rng, font, ruled_dim=False, big=False):
+    """(BGR frame, truth) with 2-6 digits of one Hershey font; truth boxes are the drawn ink's.
+
+    ``big``: 70-135 px tall digits written with a fine (1 px), medium or bold (3 px) pen, so a
+    fine-pen digit is a faint hairline at the working size beside bold ones."""
     w, h = SIZE
     ink = np.zeros((h, w), np.float32)
     truth = []
@@ -64,7 +68,10 @@ def font_scene(rng, font, ruled_dim=False):
         if len(truth) == wanted:
             break
         digit = int(rng.integers(0, 10))
-        scale, thickness = float(rng.uniform(1.6, 3.2)), int(rng.integers(2, 6))
+        if big:
+            scale, thickness = float(rng.uniform(3.5, 6.0)), int(rng.integers(1, 4))
+        else:
+            scale, thickness = float(rng.uniform(1.6, 3.2)), int(rng.integers(2, 6))
         (tw, th), base = cv2.getTextSize(str(digit), font, scale, thickness)
         x, y = int(rng.integers(20, w - tw - 20)), int(rng.integers(th + 20, h - 20 - base))
         drawn = np.zeros((h, w), np.uint8)
@@ -134,6 +141,12 @@ def cases(frames, seed):
             label = "font %s, %s" % (name, "ruled paper, dim uneven light" if ruled else "plain paper")
             out.append((label, lambda rng=rng, font=font, ruled=ruled: [
                 font_scene(rng, font, ruled) for _ in range(frames)]))
+    for ruled in (False, True):
+        rng = np.random.default_rng(seed)
+        paper = "ruled paper, dim uneven light" if ruled else "plain paper"
+        label = "font simplex, big, fine to bold pen, %s" % paper
+        out.append((label, lambda rng=rng, ruled=ruled: [
+            font_scene(rng, FONTS["simplex"], ruled, big=True) for _ in range(frames)]))
     transforms = [
         ("as rendered", lambda f, rng: f),
         ("light x0.35, noise 4", lambda f, rng: dimmed(f, rng, 0.35, 4)),

@@ -122,6 +122,50 @@ def test_normalize_digit_follows_the_manifest_not_constants():
     assert inverted[0, 0] == pytest.approx(1.0) and inverted.min() < 0.01
 
 
+def test_stroke_width_of_bars_of_known_width():
+    """2 x ink / edges: exactly 60 w / (60 + w) for a solid 60 px bar w px wide (its ends count as edge)."""
+    for width in (1, 3, 6):
+        bar = np.zeros((40, 80), np.uint8)
+        bar[10 : 10 + width, 10:70] = 255
+        assert pp.stroke_width(bar) == pytest.approx(60.0 * width / (60 + width), abs=0.01)
+        assert pp.stroke_width(bar.T.copy()) == pytest.approx(60.0 * width / (60 + width), abs=0.01)
+    assert pp.stroke_width(np.zeros((10, 10), np.uint8)) == 0.0
+
+
+def big_digit(text, thickness, size=(150, 110)):
+    crop = np.zeros(size, np.uint8)
+    cv2.putText(crop, text, (8, size[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, 5.0, 255, thickness, cv2.LINE_AA)
+    return crop
+
+
+def test_a_fine_pen_on_a_big_digit_is_grown_to_mnist_stroke_width(monkeypatch):
+    """A 1 px pen on a 130 px digit is a hairline (0.3 px) in the 20 px box; MNIST's strokes are
+    1.4-3.1 px there (5th-95th percentile): the strokes are grown to about its median (2.0)."""
+    fine = big_digit("8", 1)
+    _, _, w, h = cv2.boundingRect(fine)
+    assert pp.stroke_width(fine) * 20.0 / max(w, h) < 0.4
+    assert pp.MIN_STROKE <= pp.stroke_width(pp.normalized_uint8(fine, PRE)) <= 3.1
+    monkeypatch.setattr(pp, "_thickened", lambda ink, factor: ink)  # the crop as it was before
+    assert pp.stroke_width(pp.normalized_uint8(fine, PRE)) < 1.0
+
+
+def test_bold_digits_and_faint_marks_are_not_grown():
+    bold = big_digit("8", 14)
+    _, _, w, h = cv2.boundingRect(bold)
+    assert pp.stroke_width(bold) * 20.0 / max(w, h) >= pp.MIN_STROKE
+    assert pp._thickened(bold, 20.0 / max(w, h)) is bold
+    # Faint dots where grid lines crossed the crop stay faint single pixels; only the strokes grow.
+    fine = big_digit("1", 1)
+    dots = np.zeros_like(fine, bool)
+    dots[4::16, 4::16] = True
+    dots &= cv2.dilate(fine, np.ones((15, 15), np.uint8)) == 0  # (away from the stroke)
+    fine[dots] = 60
+    grown = pp._thickened(fine, 0.15)
+    assert cv2.countNonZero(grown) > 3 * cv2.countNonZero(fine)
+    assert dots.sum() >= 10 and (grown[dots] == 60).all()
+    assert np.count_nonzero((grown > 0) & (grown < 100)) <= np.count_nonzero((fine > 0) & (fine < 100))
+
+
 def test_normalize_digit_empty_and_odd_inputs():
     assert not pp.normalize_digit(np.zeros((10, 10), np.uint8), PRE).any()
     assert pp.normalize_digit(np.zeros((0, 0), np.uint8), PRE).shape == (28, 28)
@@ -252,6 +296,22 @@ def test_a_thin_1_broken_by_the_threshold_is_one_detection():
     assert best_iou((49, 57, 104, 102), found.boxes) >= 0.7
     assert best_iou((211, 58, 12, 94), found.boxes) >= 0.6
     assert best_iou((157, 77, 7, 66), found.boxes) >= 0.7
+
+
+def test_a_fine_pen_digit_beside_bold_ones_is_retraced_whole():
+    """An "8" in a 1 px pen beside bold (3 px) digits: at the working size its strokes are faint, the
+    frame-wide threshold leaves one fragment of it (a quarter of its height), and the re-trace
+    follows the fragment's strokes out of its window to the whole digit (before: the fragment)."""
+    frame = np.full((480, 640, 3), 235, np.uint8)
+    for i, digit in enumerate("674"):
+        cv2.putText(frame, digit, (60 + 200 * i, 160), cv2.FONT_HERSHEY_SIMPLEX, 4.0, (40, 30, 30), 3, cv2.LINE_AA)
+    cv2.putText(frame, "8", (300, 400), cv2.FONT_HERSHEY_SIMPLEX, 4.5, (40, 30, 30), 1, cv2.LINE_AA)
+    frame = cv2.GaussianBlur(frame, (3, 3), 0.8)
+    found = pp.digits_from_frame(frame, PRE)
+    assert len(found.boxes) == 4, found.boxes
+    assert best_iou((313, 305, 65, 96), found.boxes) >= 0.9, found.boxes
+    for box in ((74, 74, 58, 90), (270, 74, 62, 90), (470, 74, 64, 88)):  # the bold digits keep theirs
+        assert best_iou(box, found.boxes) >= 0.9, found.boxes
 
 
 def test_a_5_whose_bar_floats_apart_is_one_digit_a_dash_beside_a_digit_is_not_part_of_it():

@@ -15,6 +15,9 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 import stress_detection as sd  # noqa: E402
 
+ACCURACY_BIG = 0.92  # (measured 0.944)
+FALSE_BOXES_BIG = 6  # (measured 3)
+
 
 def run(*args):
     return subprocess.run([sys.executable, SCRIPT] + list(args), capture_output=True, text=True, timeout=300)
@@ -36,6 +39,43 @@ def test_font_scenes_hold_their_digits_inside_the_truth_boxes(font):
             assert inside.min() < ring.mean() - 40  # ink in the box, paper just outside it
         for i, a in enumerate(truth):  # the boxes keep apart
             assert all(sd._apart(a["bbox"], b["bbox"]) for b in truth[i + 1 :])
+
+
+def test_big_font_scenes_mix_fine_and_bold_pens():
+    rng = np.random.default_rng(3)
+    heights, darkest = [], []
+    for ruled in (False, True):
+        for _ in range(6):
+            frame, truth = sd.font_scene(rng, sd.FONTS["simplex"], ruled, big=True)
+            assert frame.shape == (480, 640, 3) and 2 <= len(truth) <= 6
+            heights += [t["bbox"][3] for t in truth]
+            gray = frame.min(axis=2)
+            # the darkest ink of each digit: a fine pen's is paler than a bold one's
+            for t in truth:
+                x, y, w, h = t["bbox"]
+                darkest.append(int(gray[y : y + h, x : x + w].min()))
+    assert 60 <= min(heights) and max(heights) <= 140
+    assert max(darkest) - min(darkest) >= 40  # fine (pale at 1 px) and bold (dark) pens both drawn
+
+
+def test_big_digits_in_fine_and_bold_pens_are_read():
+    """Digits 70-135 px tall in a 1-3 px pen (fixture cnn, ONNX Runtime): a fine pen's hairline is grown
+    to MNIST's stroke width in the crop, and its faint fragments are re-traced to the whole digit.
+    30 frames, seed 7: 94.4 % of 124 digits right and 3 false boxes (before both changes: 85.5 %, 14)."""
+    from edge_runtime import manifest as mf
+    from edge_runtime import scenes
+    from edge_runtime.backends import open_backend
+    from edge_runtime.pipeline import batch_for_manifest
+
+    pytest.importorskip("onnxruntime")
+    manifest = mf.load(BUNDLE)
+    rng = np.random.default_rng(7)
+    frames = [sd.font_scene(rng, sd.FONTS["simplex"], big=True) for _ in range(30)]
+    with open_backend(manifest, prefer="onnxruntime", intra_op_threads=1) as net:
+        recognise = scenes.recogniser_from_infer(lambda batch: net.infer(batch_for_manifest(batch, manifest)),
+                                                 manifest["preprocess"], manifest["labels"])
+        result = scenes.evaluate(recognise, frames)
+    assert result["accuracy"] >= ACCURACY_BIG and result["false_positives"] <= FALSE_BOXES_BIG, result
 
 
 def test_transforms_darken_fade_and_keep_the_frame_shape():
@@ -78,7 +118,7 @@ def test_a_short_run_prints_one_scored_row_per_case():
     rate = r"([\d.]+ %|-)"
     rows = re.findall(r"^\| (.+?) \| (\d+) \| (\d+) \| %s \| %s \| %s \| (\d+) \|$" % (rate, rate, rate),
                       done.stdout, re.M)
-    assert len(rows) == len(sd.FONTS) * 2 + 16 + 3  # fonts x paper, synthetic clean/camera x 8, blank x 3
+    assert len(rows) == len(sd.FONTS) * 2 + 2 + 16 + 3  # fonts x paper, big x paper, synthetic x 8 x 2, blank x 3
     digits = [r for r in rows if not r[0].startswith("blank page")]
     blank = [r for r in rows if r[0].startswith("blank page")]
     assert all(int(r[1]) == 2 and int(r[2]) >= 4 for r in digits)
