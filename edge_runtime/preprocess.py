@@ -60,7 +60,8 @@ is a few small crops.
    normalisation (fit into box x box keeping the aspect ratio with INTER_AREA, place
    in size x size with the centre of mass at the centre). A digit whose strokes would be
    thinner than MNIST's (a fine pen on a big digit: a hairline in the 20 px box) has its
-   strokes grown first, to MNIST's median width there. On MNIST digits themselves
+   strokes grown first, to MNIST's median width there; much thicker ones (a marker on a
+   small digit) are thinned to 3 px. On MNIST digits themselves
    ``normalize_digit`` is the identity.
 """
 
@@ -139,6 +140,8 @@ BORDER_PX = 3  # at the working size: components this close to the edge are cut 
 MIN_STROKE = 1.4  # strokes thinner than this in the model's box (a fine pen on a big digit) are grown
 STROKE_TARGET = 2.0  # to about this width there (MNIST's median ``stroke_width``; 1.4 is its 5th percentile)
 STROKE_CORE = 0.5  # (only ink at least this fraction of the crop's peak grows)
+MAX_STROKE = 3.6  # strokes thicker than this there (a marker on a small digit; MNIST's 98th-99th percentile)
+THICK_TARGET = 3.0  # are thinned to about this (its 94th percentile)
 
 _KERNELS = {}  # (rows, cols) -> np.ones kernel, made once (OpenCV only reads them)
 
@@ -203,20 +206,28 @@ def stroke_width(ink):
     return 2.0 * cv2.sumElems(ink)[0] / edges if edges > 0 else 0.0
 
 
-def _thickened(ink, factor):
-    """``ink`` (to be scaled by ``factor`` < 1) with strokes grown so that they are about MNIST's width
-    after scaling: a fine pen on a big digit is a hairline in the model's box, where MNIST's strokes
-    are 1.4-3.1 px wide (``stroke_width`` of the 10k 28x28 test digits: 5th to 95th percentile)."""
+def _disc(diameter):
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (diameter, diameter))
+
+
+def _mnist_strokes(ink, factor):
+    """``ink`` (to be scaled by ``factor`` < 1) with its strokes brought into MNIST's range of widths
+    after scaling (``stroke_width`` of the 10k 28x28 test digits: 1.4-3.1 px from the 5th to the 95th
+    percentile, median 2.0). A fine pen on a big digit is a hairline in the model's box: its strokes
+    grow to MNIST's median. A marker on a small digit is a blob: its strokes are thinned to 3.0 px."""
     scaled = stroke_width(ink) * factor
-    if scaled <= 0 or scaled >= MIN_STROKE:
+    if scaled <= 0 or MIN_STROKE <= scaled <= MAX_STROKE:
         return ink
+    if scaled > MAX_STROKE:
+        shrink = int(round((scaled - THICK_TARGET) / factor))
+        return cv2.erode(ink, _disc(shrink + 1)) if shrink >= 1 else ink
     grow = int(round((STROKE_TARGET - scaled) / factor))
     if grow < 1:
         return ink
     # Only the strokes grow (ink at half the peak or more): faint marks left in the crop (where grid
     # lines cross, a ruling's edge) would grow into dots the model reads as strokes.
     _, strokes = cv2.threshold(ink, STROKE_CORE * cv2.minMaxLoc(ink)[1], 255, cv2.THRESH_TOZERO)
-    return cv2.max(ink, cv2.dilate(strokes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow + 1, grow + 1))))
+    return cv2.max(ink, cv2.dilate(strokes, _disc(grow + 1)))
 
 
 def normalized_uint8(gray, pre=None):
@@ -234,7 +245,7 @@ def normalized_uint8(gray, pre=None):
     ink = gray[y : y + h, x : x + w]
     factor = float(box) / max(h, w)
     if factor < 1.0:
-        ink = _thickened(ink, factor)
+        ink = _mnist_strokes(ink, factor)
     new_w = max(1, min(box, int(round(w * factor))))
     new_h = max(1, min(box, int(round(h * factor))))
     if (new_w, new_h) != (w, h):

@@ -145,7 +145,7 @@ def test_a_fine_pen_on_a_big_digit_is_grown_to_mnist_stroke_width(monkeypatch):
     _, _, w, h = cv2.boundingRect(fine)
     assert pp.stroke_width(fine) * 20.0 / max(w, h) < 0.4
     assert pp.MIN_STROKE <= pp.stroke_width(pp.normalized_uint8(fine, PRE)) <= 3.1
-    monkeypatch.setattr(pp, "_thickened", lambda ink, factor: ink)  # the crop as it was before
+    monkeypatch.setattr(pp, "_mnist_strokes", lambda ink, factor: ink)  # the crop as it was before
     assert pp.stroke_width(pp.normalized_uint8(fine, PRE)) < 1.0
 
 
@@ -153,17 +153,29 @@ def test_bold_digits_and_faint_marks_are_not_grown():
     bold = big_digit("8", 14)
     _, _, w, h = cv2.boundingRect(bold)
     assert pp.stroke_width(bold) * 20.0 / max(w, h) >= pp.MIN_STROKE
-    assert pp._thickened(bold, 20.0 / max(w, h)) is bold
+    assert pp._mnist_strokes(bold, 20.0 / max(w, h)) is bold
     # Faint dots where grid lines crossed the crop stay faint single pixels; only the strokes grow.
     fine = big_digit("1", 1)
     dots = np.zeros_like(fine, bool)
     dots[4::16, 4::16] = True
     dots &= cv2.dilate(fine, np.ones((15, 15), np.uint8)) == 0  # (away from the stroke)
     fine[dots] = 60
-    grown = pp._thickened(fine, 0.15)
+    grown = pp._mnist_strokes(fine, 0.15)
     assert cv2.countNonZero(grown) > 3 * cv2.countNonZero(fine)
     assert dots.sum() >= 10 and (grown[dots] == 60).all()
     assert np.count_nonzero((grown > 0) & (grown < 100)) <= np.count_nonzero((fine > 0) & (fine < 100))
+
+
+def test_a_marker_on_a_small_digit_is_thinned_to_mnist_stroke_width(monkeypatch):
+    """A 9 px marker on a 40 px digit is 4.5 px wide in the 20 px box, thicker than 99 % of MNIST's
+    digits (3.7 px at the 99th percentile): its strokes are thinned to 3 px there."""
+    marker = np.zeros((60, 50), np.uint8)
+    cv2.putText(marker, "5", (6, 50), cv2.FONT_HERSHEY_SIMPLEX, 1.3, 255, 9, cv2.LINE_AA)
+    _, _, w, h = cv2.boundingRect(marker)
+    assert pp.stroke_width(marker) * 20.0 / max(w, h) > pp.MAX_STROKE
+    assert 2.5 <= pp.stroke_width(pp.normalized_uint8(marker, PRE)) <= pp.MAX_STROKE
+    monkeypatch.setattr(pp, "_mnist_strokes", lambda ink, factor: ink)  # the crop as it was before
+    assert pp.stroke_width(pp.normalized_uint8(marker, PRE)) > pp.MAX_STROKE
 
 
 def test_normalize_digit_empty_and_odd_inputs():
