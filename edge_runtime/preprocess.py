@@ -49,8 +49,8 @@ is a few small crops.
 8. Re-trace: around each candidate the ink is thresholded again at 30 % of the
    candidate's own darkest ink, recovering thin or light strokes the frame-wide
    threshold lost (a fineliner 4 seen as two 1s); kept only if still digit-shaped.
-   A faint candidate (a fragment of a fine-pen digit beside bold ones) follows its
-   strokes out of its window, window by window, up to 6 times its height.
+   Strokes that leave the window are followed, window by window, up to 2 times the
+   candidate's height (6 times for a faint fragment of a fine-pen digit beside bold ones).
 9. Crop: each digit's ink, contrast-stretched so its stroke core is white and faint
    marks (rulings, paper texture) black, cut to its own strokes (so a neighbour or a
    ruling inside the box is dropped), from the working ink map when the digit is at
@@ -85,8 +85,8 @@ SPLIT_INK = 0.06  # holding at most this x the height in ink pixels
 RETRACE_LEVEL = 0.3  # each candidate is re-traced at this fraction of its darkest ink
 RETRACE_GROWTH = 2.0  # and may grow to at most this many times their height,
 FAINT_PIECE = 0.7  # or, pieces whose darkest ink is under this x the frame's strong ink (a faint digit's
-RETRACE_FAINT_GROWTH = 6.0  # fragments), to this many times, following their strokes out of the window
-RETRACE_STEPS = 3  # for at most this many more windows
+RETRACE_FAINT_GROWTH = 6.0  # fragments), to this many times,
+RETRACE_STEPS = 3  # following strokes that leave the window through at most this many more windows
 INK_LOW = 0.45  # and its strokes are traced down to this fraction
 STRONG_INK_QUANTILE = 0.997
 MIN_DIGIT_FRACTION = 0.03  # min digit height as a fraction of the shorter frame side
@@ -931,10 +931,11 @@ def _retrace(work, found):
     pencil digit next to a marker one). Around each candidate the ink is thresholded again at
     RETRACE_LEVEL of the candidate's darkest ink; the strokes touching the candidate replace it
     if the result is still digit-shaped (rulings crossing it make it too wide: then it is kept
-    as it was). A faint candidate (darkest ink under FAINT_PIECE of the frame's strong ink: a
-    piece of a pencil digit beside marker ones) whose strokes run out of the window follows
-    them, window by window, up to RETRACE_FAINT_GROWTH times its height. Duplicates (two parts
-    of one digit re-traced to the same box) are dropped.
+    as it was). Strokes that run out of the window are followed, window by window (up to
+    RETRACE_STEPS more), within RETRACE_GROWTH of the candidate's height, or RETRACE_FAINT_GROWTH
+    for a faint candidate (darkest ink under FAINT_PIECE of the frame's strong ink: a fragment
+    of a fine-pen digit beside bold ones). Duplicates (two parts of one digit re-traced to the
+    same box) are dropped.
     """
     if not found:
         return found
@@ -948,16 +949,14 @@ def _retrace(work, found):
         if new is None:
             out.append((box, contours, ink_pixels))
             continue
-        growth = RETRACE_GROWTH
-        if local < FAINT_PIECE * work.strong:
-            growth = RETRACE_FAINT_GROWTH
-            for _ in range(RETRACE_STEPS):
-                if _inside(new, window) or new[3] > growth * h or new[2] > MAX_WIDTH_OVER_HEIGHT * growth * h:
-                    break
-                wider = _trace(work, new, level)
-                if wider[0] is None:
-                    break
-                new, touching, window = wider
+        growth = RETRACE_FAINT_GROWTH if local < FAINT_PIECE * work.strong else RETRACE_GROWTH
+        for _ in range(RETRACE_STEPS):
+            if _inside(new, window) or new[3] > growth * h or new[2] > MAX_WIDTH_OVER_HEIGHT * growth * h:
+                break
+            wider = _trace(work, new, level)
+            if wider[0] is None:
+                break
+            new, touching, window = wider
         nx, ny, nw, nh = new
         plausible = (
             nh <= growth * h
