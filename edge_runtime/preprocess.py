@@ -51,6 +51,8 @@ is a few small crops.
    threshold lost (a fineliner 4 seen as two 1s); kept only if still digit-shaped.
    Strokes that leave the window are followed, window by window, up to 2 times the
    candidate's height (6 times for a faint fragment of a fine-pen digit beside bold ones).
+   A 4 written in two strokes whose bar stops short of its stem (an "L" with an open top
+   right beside a taller thin stem starting about as high) is joined into one digit.
 9. Crop: each digit's ink, contrast-stretched so its stroke core is white and faint
    marks (rulings, paper texture) black, cut to its own strokes (so a neighbour or a
    ruling inside the box is dropped), from the working ink map when the digit is at
@@ -125,6 +127,10 @@ THIN_STROKE = 0.4  # pieces at most this wide for their height are strokes (a br
 BAR_ASPECT = 2.0  # a piece at least this many times as wide as tall, above a taller one, may be a 5's bar
 BAR_GAP = 0.35  # written apart from its body by at most this fraction of the body's height
 BAR_MIN_WIDTH = 0.3  # and at least this wide for the body's height
+FOUR_STEM = 1.2  # a 4's stem, written apart from its "L", is at least this x the L's height,
+FOUR_GAP = 0.25  # at most this x its own height to the L's right,
+FOUR_TOPS = 0.3  # and starts within this x its height of the L's top; the L's top-right quarter
+FOUR_OPEN = 0.35  # holds at most this fraction of ink (a 9's loop fills 70 %)
 NOISE_CHECK_COVERAGE = 0.01  # above this much ink, check that it is strokes, not specks
 NOISE_SOLID = 0.25  # ...and noise if less than this fraction of it survives a 2x2 opening
 MAX_INK_COVERAGE = 0.25  # more of the frame than this looks like ink: noise or texture, not paper
@@ -971,6 +977,44 @@ def _retrace(work, found):
     return _drop_duplicates(out)
 
 
+def _two_stroke_four(a, b):
+    """Boxes a and b are a 4 written in two strokes whose bar stops short of the stem: an "L" (its top
+    and its bar) beside a taller, thin stem that starts about as high; the bar ends (the L's bottom)
+    in the stem's middle."""
+    left, stem = (a, b) if a[0] < b[0] else (b, a)
+    lx, ly, lw, lh = left
+    sx, sy, sw, sh = stem
+    if sh < FOUR_STEM * lh or sw > THIN_STROKE * sh:
+        return False  # not a taller stem beside it
+    gap = sx - (lx + lw)
+    bar = ly + lh  # the L's bottom: where its bar runs towards the stem
+    return (-2 <= gap <= FOUR_GAP * sh and abs(ly - sy) <= FOUR_TOPS * sh
+            and sy + 0.3 * sh <= bar <= sy + 0.8 * sh)
+
+
+def _open_top_right(mask, box):
+    """The box's top-right quarter is (nearly) empty: an "L", not a 9's loop or a 7's bar."""
+    x, y, w, h = box
+    quarter = mask[y : y + h // 2, x + w // 2 : x + w]
+    return quarter.size > 0 and cv2.countNonZero(quarter) <= FOUR_OPEN * quarter.size
+
+
+def _join_two_stroke_fours(mask, found):
+    """Join candidates that are the two strokes of one 4 (``_two_stroke_four``): at the working
+    threshold a 4's bar that stops short of its stem leaves an "L" and a "1" side by side."""
+    found = list(found)
+    for i in range(len(found)):
+        for j in range(i + 1, len(found)):
+            a, b = found[i][0], found[j][0]
+            merged = _merge_pair(a, b)
+            if (merged[2] <= MERGED_MAX_WIDTH_OVER_HEIGHT * merged[3] and _two_stroke_four(a, b)
+                    and _open_top_right(mask, a if a[0] < b[0] else b)):
+                found[i] = (merged, list(found[i][1]) + list(found[j][1]), found[i][2] + found[j][2])
+                del found[j]
+                return _join_two_stroke_fours(mask, found)
+    return found
+
+
 def _overlap(a, b):
     """Intersection area of two (x, y, w, h) boxes."""
     ix = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
@@ -1008,7 +1052,7 @@ def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, pol
     rx, ry, rw, rh = region
     work, debug_images = _work_from_frame(image[ry : ry + rh, rx : rx + rw], polarity)
     min_h_full = max(MIN_DIGIT_PX, MIN_DIGIT_FRACTION * min(image.shape[:2]))
-    found = _retrace(work, _candidates(work, min_h_full * work.scale_y))
+    found = _join_two_stroke_fours(work.mask, _retrace(work, _candidates(work, min_h_full * work.scale_y)))
     if len(found) > max_digits:
         found = sorted(found, key=lambda f: -f[2])[:max_digits]
     found = _reading_order(found)
