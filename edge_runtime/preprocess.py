@@ -1002,16 +1002,17 @@ def _open_top_right(mask, box):
 def _join_two_stroke_fours(mask, found):
     """Join candidates that are the two strokes of one 4 (``_two_stroke_four``): at the working
     threshold a 4's bar that stops short of its stem leaves an "L" and a "1" side by side."""
-    found = list(found)
-    for i in range(len(found)):
-        for j in range(i + 1, len(found)):
+    stems = [j for j, item in enumerate(found) if item[0][2] <= THIN_STROKE * item[0][3]]
+    for j in stems:  # (most frames have no thin candidate: nothing to check)
+        for i in range(len(found)):
             a, b = found[i][0], found[j][0]
+            if i == j or not _two_stroke_four(a, b):
+                continue
             merged = _merge_pair(a, b)
-            if (merged[2] <= MERGED_MAX_WIDTH_OVER_HEIGHT * merged[3] and _two_stroke_four(a, b)
-                    and _open_top_right(mask, a if a[0] < b[0] else b)):
-                found[i] = (merged, list(found[i][1]) + list(found[j][1]), found[i][2] + found[j][2])
-                del found[j]
-                return _join_two_stroke_fours(mask, found)
+            if merged[2] <= MERGED_MAX_WIDTH_OVER_HEIGHT * merged[3] and _open_top_right(mask, a if a[0] < b[0] else b):
+                joined = (merged, list(found[i][1]) + list(found[j][1]), found[i][2] + found[j][2])
+                rest = [item for k, item in enumerate(found) if k not in (i, j)]
+                return _join_two_stroke_fours(mask, rest + [joined])
     return found
 
 
