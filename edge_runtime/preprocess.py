@@ -109,7 +109,9 @@ VERTICAL_LINE_FRACTION = 0.6  # vertical runs longer than this fraction of the h
 LIGHT_INK_MARGIN = 1.5  # light-ink features must beat dark ones by this factor to flip polarity,
 LIGHT_INK_CLEAR = 3.0  # and below this factor the light reading must also leave more ink than
 SPARSER_INK = 0.6  # 1 / this x the dark one's (measured on 3,000 synthetic frames and their negatives)
-MEDIAN_WINDOW = 7  # failing that, features against this median (half size) break the tie (squared paper)
+MEDIAN_WINDOW = 7  # failing that, features against this median (half size) break the tie (squared paper);
+MEDIAN_CLEAR = 0.2  # and where the top-hat says light, light features under this x the dark ones against
+MEDIAN_EVIDENCE = 2550.0  # the median, summing to at least this (10 full-strength pixels), still say dark
 FEATURE_LEVEL = 12  # polarity features fainter than this (of 255) are sensor noise
 MIN_PAPER_LEVEL = 16  # paper darker than this is not paper
 CROP_FLOOR = 0.3  # in a crop, ink below this fraction of the stroke level is background
@@ -340,13 +342,18 @@ def ink_is_dark(gray_work):
     that, dark wins if, measured against the local median instead, dark features are at least as
     strong: on squared paper every cell between the grid lines is a thin light feature for the
     top-hat, but the cells are the median there, so only the grid lines and the ink stand out.
+    Against the median, clearly dark features (MEDIAN_CLEAR, MEDIAN_EVIDENCE) also overrule a
+    clear light reading of the top-hat (a grid whose cells outweigh the ink 3.3-3.7x).
     """
     small = _half_size(gray_work)
     ratio = _light_to_dark_features(small)
     if ratio <= LIGHT_INK_MARGIN:
         return True
     if ratio >= LIGHT_INK_CLEAR:
-        return False
+        # Clearly light by the top-hat, unless the median says clearly dark (squared paper whose
+        # grid cells all count as light features, on some pages 3.3-3.7x the dark ones).
+        dark, light = _features_around_median(small)
+        return dark >= MEDIAN_EVIDENCE and light <= MEDIAN_CLEAR * dark
     if _ink_coverage(gray_work) <= SPARSER_INK * _ink_coverage(cv2.bitwise_not(gray_work)):
         return True
     return _light_to_dark_around_median(small) <= 1.0
@@ -357,11 +364,17 @@ def _half_size(gray_work):
     return cv2.resize(gray_work, (max(8, w // 2), max(8, h // 2)), interpolation=cv2.INTER_AREA)
 
 
-def _feature_ratio(dark, light):
-    """Sum of light features over the sum of dark ones, counting only clear features (not sensor noise)."""
+def _feature_sums(dark, light):
+    """(sum of dark features, sum of light ones), counting only clear features (not sensor noise)."""
     _, dark = cv2.threshold(dark, FEATURE_LEVEL, 255, cv2.THRESH_TOZERO)
     _, light = cv2.threshold(light, FEATURE_LEVEL, 255, cv2.THRESH_TOZERO)
-    return cv2.sumElems(light)[0] / max(1.0, cv2.sumElems(dark)[0])
+    return cv2.sumElems(dark)[0], cv2.sumElems(light)[0]
+
+
+def _feature_ratio(dark, light):
+    """Sum of light features over the sum of dark ones (``_feature_sums``)."""
+    dark_sum, light_sum = _feature_sums(dark, light)
+    return light_sum / max(1.0, dark_sum)
 
 
 def _light_to_dark_features(small):
@@ -371,10 +384,16 @@ def _light_to_dark_features(small):
                           cv2.morphologyEx(small, cv2.MORPH_TOPHAT, kernel))
 
 
-def _light_to_dark_around_median(small):
-    """Light over dark features measured against the 7x7 median instead (``small``: the half-size copy)."""
+def _features_around_median(small):
+    """(dark, light) feature sums measured against the 7x7 median (``small``: the half-size copy)."""
     median = cv2.medianBlur(small, MEDIAN_WINDOW)
-    return _feature_ratio(cv2.subtract(median, small), cv2.subtract(small, median))
+    return _feature_sums(cv2.subtract(median, small), cv2.subtract(small, median))
+
+
+def _light_to_dark_around_median(small):
+    """Light over dark features measured against the 7x7 median instead of the top-hat's opening."""
+    dark, light = _features_around_median(small)
+    return light / max(1.0, dark)
 
 
 def _ink_coverage(gray_work):
