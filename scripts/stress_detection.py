@@ -1,5 +1,6 @@
-"""Recognition under conditions the synthetic camera does not make: printed and script digits
-(OpenCV's Hershey fonts: another "handwriting"), poor light, heavy JPEG and faded ink.
+"""Recognition under conditions the synthetic camera does not make: printed digits (OpenCV's
+Hershey fonts: another "handwriting") in fine and bold pens, poor light, heavy JPEG, faded ink and
+squared paper.
 
     .venv/bin/python scripts/stress_detection.py --model artifacts/cnn
     .venv/bin/python scripts/stress_detection.py --model artifacts/cnn --frames 150 --seed 7
@@ -12,7 +13,8 @@ numbers of 2026-11-23 are in docs/benchmarks.md ("Stress tests beyond the genera
 
 Font cases draw 2-6 digits per frame, 20-60 px tall, stroke 2-5 px, in blue, red or black ink,
 on plain paper, or on ruled paper with a margin line in dim, uneven light; the "big" ones 70-135 px
-tall with a 1-3 px pen (a fine pen's digit is a faint hairline at the working size, beside bold ones). The other cases
+tall with a 1-3 px pen (a fine pen's digit is a faint hairline at the working size, beside bold
+ones). The other cases
 transform ``synthetic://`` frames (clean and with camera effects): darker with sensor noise,
 JPEG quality 20, the ink faded towards the paper, or squared paper (light blue grid lines every
 16 or 24 px: a notebook's 5 mm squares seen from further or closer). Blank pages (camera
