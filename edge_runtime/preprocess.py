@@ -215,7 +215,14 @@ def stroke_width(ink):
 
 
 def _disc(diameter):
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (diameter, diameter))
+    """A cached elliptical structuring element ``diameter`` px across."""
+    key = ("disc", diameter)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (diameter, diameter))
+        if len(_KERNELS) < 64:
+            _KERNELS[key] = kernel
+    return kernel
 
 
 def _mnist_strokes(ink, factor):
@@ -356,7 +363,8 @@ def ink_is_dark(gray_work):
         return dark >= MEDIAN_EVIDENCE and light <= MEDIAN_CLEAR * dark
     if _ink_coverage(gray_work) <= SPARSER_INK * _ink_coverage(cv2.bitwise_not(gray_work)):
         return True
-    return _light_to_dark_around_median(small) <= 1.0
+    dark, light = _features_around_median(small)
+    return light <= max(1.0, dark)
 
 
 def _half_size(gray_work):
@@ -388,12 +396,6 @@ def _features_around_median(small):
     """(dark, light) feature sums measured against the 7x7 median (``small``: the half-size copy)."""
     median = cv2.medianBlur(small, MEDIAN_WINDOW)
     return _feature_sums(cv2.subtract(median, small), cv2.subtract(small, median))
-
-
-def _light_to_dark_around_median(small):
-    """Light over dark features measured against the 7x7 median instead of the top-hat's opening."""
-    dark, light = _features_around_median(small)
-    return light / max(1.0, dark)
 
 
 def _ink_coverage(gray_work):
@@ -996,15 +998,14 @@ def _retrace(work, found):
     return _drop_duplicates(out)
 
 
-def _two_stroke_four(a, b):
-    """Boxes a and b are a 4 written in two strokes whose bar stops short of the stem: an "L" (its top
-    and its bar) beside a taller, thin stem that starts about as high; the bar ends (the L's bottom)
-    in the stem's middle."""
-    left, stem = (a, b) if a[0] < b[0] else (b, a)
+def _two_stroke_four(left, stem):
+    """Boxes ``left`` and ``stem`` (a thin candidate) are a 4 written in two strokes whose bar stops
+    short of the stem: an "L" (its top and its bar) left of a taller stem that starts about as high;
+    the bar ends (the L's bottom) in the stem's middle."""
     lx, ly, lw, lh = left
     sx, sy, sw, sh = stem
-    if sh < FOUR_STEM * lh or sw > THIN_STROKE * sh:
-        return False  # not a taller stem beside it
+    if lx >= sx or sh < FOUR_STEM * lh:
+        return False  # not a taller stem to its right
     gap = sx - (lx + lw)
     bar = ly + lh  # the L's bottom: where its bar runs towards the stem
     return (-2 <= gap <= FOUR_GAP * sh and abs(ly - sy) <= FOUR_TOPS * sh
@@ -1020,16 +1021,17 @@ def _open_top_right(mask, box):
 
 def _join_two_stroke_fours(mask, found):
     """Join candidates that are the two strokes of one 4 (``_two_stroke_four``): at the working
-    threshold a 4's bar that stops short of its stem leaves an "L" and a "1" side by side."""
+    threshold a 4's bar that stops short of its stem leaves an "L" and a "1" side by side. Only thin
+    candidates (at most THIN_STROKE x as wide as tall) are stems; most frames have none."""
     stems = [j for j, item in enumerate(found) if item[0][2] <= THIN_STROKE * item[0][3]]
-    for j in stems:  # (most frames have no thin candidate: nothing to check)
-        for i in range(len(found)):
-            a, b = found[i][0], found[j][0]
-            if i == j or not _two_stroke_four(a, b):
+    for j in stems:
+        stem = found[j][0]
+        for i, (left, contours, ink_pixels) in enumerate(found):
+            if i == j or not _two_stroke_four(left, stem):
                 continue
-            merged = _merge_pair(a, b)
-            if merged[2] <= MERGED_MAX_WIDTH_OVER_HEIGHT * merged[3] and _open_top_right(mask, a if a[0] < b[0] else b):
-                joined = (merged, list(found[i][1]) + list(found[j][1]), found[i][2] + found[j][2])
+            merged = _merge_pair(left, stem)
+            if merged[2] <= MERGED_MAX_WIDTH_OVER_HEIGHT * merged[3] and _open_top_right(mask, left):
+                joined = (merged, list(contours) + list(found[j][1]), ink_pixels + found[j][2])
                 rest = [item for k, item in enumerate(found) if k not in (i, j)]
                 return _join_two_stroke_fours(mask, rest + [joined])
     return found
