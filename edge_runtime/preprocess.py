@@ -45,12 +45,15 @@ is a few small crops.
    convex and without a counter at full resolution: a small marker 8 fills its box
    at the working size too), the outline of dark objects (the paper under them
    is darker than around them) and the soft edges of big shadows (the paper under
-   them steps by more than their darkest "ink": false boxes on empty pages).
+   them steps by more than their darkest "ink": false boxes on empty pages). A digit
+   is at least 3 % of the frame's shorter side tall (2.5 % if it re-traces as one, step 8).
 8. Re-trace: around each candidate the ink is thresholded again at 30 % of the
    candidate's own darkest ink, recovering thin or light strokes the frame-wide
    threshold lost (a fineliner 4 seen as two 1s); kept only if still digit-shaped.
    Strokes that leave the window are followed, window by window, up to 2 times the
    candidate's height (6 times for a faint fragment of a fine-pen digit beside bold ones).
+   Candidates 2.5-3 % of the frame tall (a page of digits seen whole by a VGA camera) are
+   kept only if they re-trace as a digit, not into the rulings that cut a big one's stroke.
    A 4 written in two strokes whose bar stops short of its stem (an "L" with an open top
    right beside a taller thin stem starting about as high) is joined into one digit.
 9. Crop: each digit's ink, contrast-stretched so its stroke core is white and faint
@@ -93,6 +96,7 @@ INK_LOW = 0.45  # and its strokes are traced down to this fraction
 STRONG_INK_QUANTILE = 0.997
 MIN_DIGIT_FRACTION = 0.03  # min digit height as a fraction of the shorter frame side
 MIN_DIGIT_PX = 10  # and never below this many full-resolution pixels
+SMALL_DIGIT = 0.83  # down to this x that height (2.5 % of the side), a candidate must re-trace as one digit
 MAX_DIGIT_FRACTION = 0.9  # max digit height as a fraction of the frame/ROI height
 MAX_WIDTH_OVER_HEIGHT = 2.5
 MAX_HEIGHT_OVER_WIDTH = 12.0
@@ -850,8 +854,10 @@ def _several_digits(height, piece_heights, min_h):
     return height > MERGED_MAX_SPAN * max(piece_heights)
 
 
-def _candidates(work, min_h, max_pieces=400):
-    """Digit-shaped groups of contours at the working size: [(box, contours, ink pixels)]."""
+def _candidates(work, min_h, max_pieces=400, small_h=None):
+    """Digit-shaped groups of contours at the working size: [(box, contours, ink pixels)]; ``small_h``
+    (default ``min_h``) is the smallest height a candidate may have."""
+    small_h = min_h if small_h is None else small_h
     work_h, work_w = work.mask.shape
     found = cv2.findContours(work.mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     contours = found[-2]  # OpenCV 3 returns 3 values, OpenCV 4 two
@@ -877,7 +883,7 @@ def _candidates(work, min_h, max_pieces=400):
     for box, group in queue:
         x, y, w, h = box
         digit_shaped = (
-            min_h <= h <= MAX_DIGIT_FRACTION * work_h
+            small_h <= h <= MAX_DIGIT_FRACTION * work_h
             and w <= MAX_WIDTH_OVER_HEIGHT * h
             and h <= MAX_HEIGHT_OVER_WIDTH * w
             and w >= MIN_WIDTH_PX
@@ -951,7 +957,7 @@ def _inside(box, window):
     return x > x0 and y > y0 and x + w < x1 and y + h < y1
 
 
-def _retrace(work, found):
+def _retrace(work, found, sure_h=0):
     """Re-trace each candidate at a lower level relative to its own darkest ink.
 
     The frame-wide threshold can lose thin or light strokes (a fineliner 4 seen as two 1s, a
@@ -962,7 +968,9 @@ def _retrace(work, found):
     RETRACE_STEPS more), within RETRACE_GROWTH of the candidate's height, or RETRACE_FAINT_GROWTH
     for a faint candidate (darkest ink under FAINT_PIECE of the frame's strong ink: a fragment
     of a fine-pen digit beside bold ones). Duplicates (two parts of one digit re-traced to the
-    same box) are dropped.
+    same box) are dropped. Candidates shorter than ``sure_h`` (a small digit, or a piece of a big one
+    that rulings cut apart) are kept only when they re-trace as a digit: a piece re-traces into the
+    rest of its digit, or into the rulings, and is dropped.
     """
     if not found:
         return found
@@ -974,7 +982,8 @@ def _retrace(work, found):
         level = max(work.floor, RETRACE_LEVEL * local)
         new, touching, window = _trace(work, box, level)
         if new is None:
-            out.append((box, contours, ink_pixels))
+            if h >= sure_h:
+                out.append((box, contours, ink_pixels))
             continue
         growth = RETRACE_FAINT_GROWTH if local < FAINT_PIECE * work.strong else RETRACE_GROWTH
         for _ in range(RETRACE_STEPS):
@@ -994,7 +1003,10 @@ def _retrace(work, found):
             and _inside(new, window)  # not running out of the window
             and (nw <= SPLIT_WIDTH * nh or nw <= w)  # not grown sideways into its neighbour
         )
-        out.append((new, touching, ink_pixels) if plausible else (box, contours, ink_pixels))
+        if plausible:
+            out.append((new, touching, ink_pixels))
+        elif h >= sure_h:
+            out.append((box, contours, ink_pixels))
     return _drop_duplicates(out)
 
 
@@ -1074,7 +1086,9 @@ def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, pol
     rx, ry, rw, rh = region
     work, debug_images = _work_from_frame(image[ry : ry + rh, rx : rx + rw], polarity)
     min_h_full = max(MIN_DIGIT_PX, MIN_DIGIT_FRACTION * min(image.shape[:2]))
-    found = _join_two_stroke_fours(work.mask, _retrace(work, _candidates(work, min_h_full * work.scale_y)))
+    min_h = min_h_full * work.scale_y
+    found = _candidates(work, min_h, small_h=SMALL_DIGIT * min_h)
+    found = _join_two_stroke_fours(work.mask, _retrace(work, found, sure_h=min_h))
     if len(found) > max_digits:
         found = sorted(found, key=lambda f: -f[2])[:max_digits]
     found = _reading_order(found)

@@ -99,12 +99,16 @@ def _ink_bbox(alpha, threshold=0.25):
 class SyntheticCamera(object):
     """A deterministic virtual camera; ``read()`` -> (True, BGR uint8 frame) like cv2.VideoCapture."""
 
-    def __init__(self, width=640, height=480, digits=6, effects="camera", seed=0, fps=0, hold=1, reference=None):
+    def __init__(self, width=640, height=480, digits=6, effects="camera", seed=0, fps=0, hold=1, reference=None,
+                 margin=8):
+        """``margin``: pixels every digit keeps from the frame's edge (and, plus 15 % of its height, from
+        the other digits); the other arguments are the URI's options."""
         if effects not in EFFECTS:
             raise ValueError("effects=%r: expected one of %s" % (effects, "|".join(EFFECTS)))
         self.width, self.height = int(width), int(height)
         self.digits, self.effects = int(digits), effects
         self.seed, self.fps, self.hold = int(seed), float(fps), max(1, int(hold))
+        self.margin = int(margin)
         self.images, self.labels = load_digit_pool(reference)
         self.frame_index = 0
         self.last_truth = []
@@ -178,7 +182,7 @@ class SyntheticCamera(object):
             box = _ink_bbox(alpha)
             if box is None:
                 continue
-            corner = self._free_corner(rng, box[2], box[3], placed)
+            corner = self._free_corner(rng, box[2], box[3], placed, self.margin)
             if corner is None:
                 continue
             placed.append((corner[0], corner[1], box[2], box[3]))

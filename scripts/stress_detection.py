@@ -17,7 +17,9 @@ tall with a 1-3 px pen (a fine pen's digit is a faint hairline at the working si
 ones). The other cases
 transform ``synthetic://`` frames (clean and with camera effects): darker with sensor noise,
 JPEG quality 20, the ink faded towards the paper, or squared paper (light blue grid lines every
-16 or 24 px: a notebook's 5 mm squares seen from further or closer). Blank pages (camera
+16 or 24 px: a notebook's 5 mm squares seen from further or closer). "A page seen from afar"
+renders ``synthetic://`` frames at 3x the size with 6-12 digits and shrinks them to 640x480:
+digits 11-43 px tall (detection looks for 2.5 % of the frame and more: 12 px). Blank pages (camera
 effects: shadows, rulings, coloured paper, no digits) count the boxes found where there is
 nothing to find.
 """
@@ -134,6 +136,21 @@ def _synthetic(frames, seed, transform, **camera):
     return [(transform(frame, rng), truth) for frame, truth in (source.render(i) for i in range(frames))]
 
 
+def _from_afar(frames, seed, effects, factor=3):
+    """``frames`` synthetic:// scenes rendered ``factor`` x as big (6-12 digits, margins to scale) and shrunk
+    to 640x480 with INTER_AREA: a page with small digits (11-43 px at 3x)."""
+    from edge_runtime.synthetic import SyntheticCamera
+
+    width, height = SIZE
+    source = SyntheticCamera(width=width * factor, height=height * factor, digits=12, effects=effects, seed=seed,
+                             margin=8 * factor)
+    out = []
+    for frame, truth in (source.render(i) for i in range(frames)):
+        small = cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA)
+        out.append((small, [dict(t, bbox=[int(round(v / float(factor))) for v in t["bbox"]]) for t in truth]))
+    return out
+
+
 def cases(frames, seed):
     """[(name, [(frame, truth)])] for every stress case (frames rendered lazily per case)."""
     out = []
@@ -163,6 +180,9 @@ def cases(frames, seed):
         for name, transform in transforms:
             out.append(("synthetic %s, %s" % (effects, name),
                         functools.partial(_synthetic, frames, seed, transform, effects=effects)))
+    for effects in ("clean", "camera"):
+        out.append(("synthetic %s, a page seen from afar (digits 11-43 px)" % effects,
+                    functools.partial(_from_afar, frames, seed, effects)))
     for name, transform in transforms[:3]:  # every box on a blank page is a false one
         out.append(("blank page (no digits), camera, %s" % name,
                     functools.partial(_synthetic, frames, seed, transform, effects="camera", digits=0)))

@@ -53,6 +53,19 @@ def test_ground_truth_is_consistent_with_the_pixels(effects):
     assert np.mean(counts) >= 3.0
 
 
+def test_margin_keeps_digits_from_the_edges_and_apart():
+    camera = SyntheticCamera(seed=4, effects="clean", digits=6, margin=40)
+    for scene in range(10):
+        _, truth = camera.render(scene)
+        assert truth
+        for i, t in enumerate(truth):
+            x, y, w, h = t["bbox"]
+            assert x >= 40 and y >= 40 and x + w <= 600 and y + h <= 440
+            for other in truth[i + 1 :]:
+                ox, oy, ow, oh = other["bbox"]
+                assert x + w + 40 < ox or ox + ow + 40 < x or y + h + 40 < oy or oy + oh + 40 < y
+
+
 def test_clean_and_camera_effects_differ():
     clean = frames(SyntheticCamera(seed=1, effects="clean"), 1)[0][0]
     camera = frames(SyntheticCamera(seed=1, effects="camera"), 1)[0][0]
