@@ -1,6 +1,6 @@
 """Recognition under conditions the synthetic camera does not make: printed digits (OpenCV's
-Hershey fonts: another "handwriting") in fine and bold pens, poor light, heavy JPEG, faded ink and
-squared paper.
+Hershey fonts: another "handwriting") in fine and bold pens, poor light, heavy JPEG, faded ink,
+squared paper and small digits (a page seen from afar).
 
     .venv/bin/python scripts/stress_detection.py --model artifacts/cnn
     .venv/bin/python scripts/stress_detection.py --model artifacts/cnn --frames 150 --seed 7
