@@ -6,10 +6,9 @@ imports only numpy and cv2. Every size and scale comes from the manifest's
 
 Detection approach (``digits_from_frame``): vectorised OpenCV at a working size
 (half resolution, or the longer side at 320 px for small frames and at most 960 px for
-big ones): 1.17 ms of CPU per 640x480 frame with 4.5 digits on average (300 synthetic://
-frames read from memory, one OpenCV thread, 2-core x86 VM; it was 1.85 ms before the
-merge, ruled-line and crop changes of 2026-11-23 in the same script); the per-digit work
-is a few small crops.
+big ones): 0.87 ms per 640x480 frame with 4.5 digits on average (300 synthetic:// frames
+in a loop, one OpenCV thread, 2-core x86 VM, 2026-11-24; 1.85 ms before the merge,
+ruled-line and crop changes of 2026-11-23); the per-digit work is a few small crops.
 
 1. Ink image: BGR/BGRA -> the minimum over B, G, R, so blue and red pens are as dark
    as black ones (gray frames are used as they are).
@@ -54,6 +53,11 @@ is a few small crops.
    candidate's height (6 times for a faint fragment of a fine-pen digit beside bold ones).
    Candidates 2.5-3 % of the frame tall (a page of digits seen whole by a VGA camera) are
    kept only if they re-trace as a digit, not into the rulings that cut a big one's stroke.
+   Faint digits: the frame-wide threshold is 45 % of the strong ink, so a pencil digit beside
+   marker ones, a fine pen beside bold ones or a digit in a shadow may leave no piece above it.
+   Away from the candidates, the ink is thresholded again at the frame's floor (rulings
+   removed); such a candidate must re-trace as a digit, keep apart from the others and stand
+   out from the ink around its strokes (not a shadow, grid lines or a patch).
    A 4 written in two strokes whose bar stops short of its stem (an "L" with an open top
    right beside a taller thin stem starting about as high) is joined into one digit.
 9. Crop: each digit's ink, contrast-stretched so its stroke core is white and faint
@@ -152,6 +156,14 @@ BORDER_PX = 3  # at the working size: components this close to the edge are cut 
 MIN_STROKE = 1.4  # strokes thinner than this in the model's box (a fine pen on a big digit) are grown
 STROKE_TARGET = 2.0  # to about this width there (MNIST's median ``stroke_width``; 1.4 is its 5th percentile)
 STROKE_CORE = 0.5  # (only ink at least this fraction of the crop's peak grows)
+# Faint digits (``_faint_candidates``): looked for at the frame's ink floor where the threshold is
+FAINT_GAIN = 1.3  # at least this x the floor (a pencil digit beside marker ones leaves no piece above it),
+FAINT_PAD = 0.25  # away from the other candidates (their boxes grown by this x their height),
+FAINT_APART = 0.15  # and at least this x its own height from them; its darkest ink reaches
+FAINT_PEAK = 1.2  # this x the floor,
+FAINT_CONTRAST = 2.0  # and this x the ink around its strokes (90th percentile: not a shadow, not grid lines);
+FAINT_FILL = 0.8  # its strokes fill at most this fraction of its box (not a patch);
+FAINT_PIECES = 24  # only this many of the biggest pieces of faint ink are looked at
 MAX_STROKE = 3.6  # strokes thicker than this there (a marker on a small digit; MNIST's 98th-99th percentile)
 THICK_TARGET = 3.0  # are thinned to about this (its 94th percentile)
 
@@ -715,6 +727,11 @@ def _ink_floor(ink, strong):
 def _ink_mask(ink, threshold, work_w, work_h):
     """The binary ink mask at ``threshold`` without ruled lines; None when it looks like noise or texture."""
     _, mask = cv2.threshold(ink, threshold, 255, cv2.THRESH_BINARY)
+    return _lines_removed_unless_noise(mask, work_w, work_h)
+
+
+def _lines_removed_unless_noise(mask, work_w, work_h):
+    """A binary ink mask without ruled lines; None when it looks like noise or texture."""
     if cv2.countNonZero(mask) > MAX_INK_COVERAGE * mask.size:
         return None
     mask = remove_ruled_lines(mask, max(15, int(LINE_FRACTION * work_w)), max(15, int(VERTICAL_LINE_FRACTION * work_h)))
@@ -1010,6 +1027,68 @@ def _retrace(work, found, sure_h=0):
     return _drop_duplicates(out)
 
 
+def _peak(work, box):
+    """The darkest ink (0-255) in ``box`` at the working size."""
+    x, y, w, h = box
+    return cv2.minMaxLoc(work.ink[y : y + h, x : x + w])[1]
+
+
+def _gap(a, b):
+    """The gap between two boxes: the larger of the x and y gaps, negative where they overlap."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    return max(bx - (ax + aw), ax - (bx + bw), by - (ay + ah), ay - (by + bh))
+
+
+def _stands_out(work, mask, box):
+    """A faint candidate's darkest ink is at least FAINT_CONTRAST x the ink around its strokes in its box
+    (a shadow or grid lines raise that), and its strokes fill at most FAINT_FILL of the box (a patch)."""
+    x, y, w, h = box
+    inked = mask[y : y + h, x : x + w]
+    if cv2.countNonZero(inked) > FAINT_FILL * w * h:
+        return False
+    ink = work.ink[y : y + h, x : x + w]
+    background = ink[cv2.dilate(inked, _kernel((3, 3))) == 0]
+    if background.size == 0:
+        return False
+    return float(ink.max()) >= FAINT_CONTRAST * (float(np.percentile(background, 90)) + 1.0)
+
+
+def _faint_candidates(work, found, min_h):
+    """Digits whose every stroke is fainter than the frame-wide threshold: [(box, contours, ink pixels)].
+
+    The threshold is 45 % of the frame's strong ink, so a pencil digit beside marker ones, a fine pen
+    beside bold ones or a digit in a shadow beside well-lit ones leave no piece above it (and no piece
+    for the re-trace to start from). Away from the candidates ``found``, the ink is thresholded again
+    at the frame's floor (FAINT_GAIN: only where that is clearly lower), rulings removed; its candidates
+    need darkest ink at FAINT_PEAK x the floor (and above the sensor noise), must re-trace as a digit,
+    keep FAINT_APART from the others and stand out from the ink around them (``_stands_out``).
+    """
+    level = work.floor
+    if INK_LOW * work.strong < FAINT_GAIN * level:
+        return []  # the frame's threshold is (about) the floor already
+    _, low = cv2.threshold(work.ink, level, 255, cv2.THRESH_BINARY)
+    for (x, y, w, h), _contours, _pixels in found:
+        pad = int(FAINT_PAD * h) + 2
+        low[max(0, y - pad) : y + h + pad, max(0, x - pad) : x + w + pad] = 0
+    if cv2.countNonZero(low) < 2 * min_h:
+        return []
+    work_h, work_w = low.shape
+    mask = _lines_removed_unless_noise(low, work_w, work_h)
+    if mask is None:
+        return []
+    faint = work._replace(mask=cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _kernel((2, 2))),
+                          strong_level=FAINT_PEAK * level)
+    new = _candidates(faint, min_h, max_pieces=FAINT_PIECES)
+    if not new:
+        return []
+    noise = PEAK_OVER_NOISE * _noise_floor(work.ink)  # (measured only here: most frames have no candidate)
+    new = _retrace(faint, [item for item in new if _peak(work, item[0]) >= noise], sure_h=float("inf"))
+    return [item for item in new
+            if all(_gap(item[0], other[0]) >= FAINT_APART * item[0][3] for other in found)
+            and _stands_out(work, faint.mask, item[0])]
+
+
 def _two_stroke_four(left, stem):
     """Boxes ``left`` and ``stem`` (a thin candidate) are a 4 written in two strokes whose bar stops
     short of the stem: an "L" (its top and its bar) left of a taller stem that starts about as high;
@@ -1088,7 +1167,8 @@ def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, pol
     min_h_full = max(MIN_DIGIT_PX, MIN_DIGIT_FRACTION * min(image.shape[:2]))
     min_h = min_h_full * work.scale_y
     found = _candidates(work, min_h, small_h=SMALL_DIGIT * min_h)
-    found = _join_two_stroke_fours(work.mask, _retrace(work, found, sure_h=min_h))
+    found = _retrace(work, found, sure_h=min_h)
+    found = _join_two_stroke_fours(work.mask, found + _faint_candidates(work, found, min_h))
     if len(found) > max_digits:
         found = sorted(found, key=lambda f: -f[2])[:max_digits]
     found = _reading_order(found)

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 import stress_detection as sd  # noqa: E402
 
-ACCURACY_BIG = 0.92  # (measured 0.944)
+ACCURACY_BIG = 0.955  # (measured 0.968; 0.944 before the faint pass, 0.855 before the fine-pen changes)
 FALSE_BOXES_BIG = 6  # (measured 3)
 ACCURACY_SMALL_BOLD = 0.965  # (measured 0.975; 0.954 before the thinning)
 ACCURACY_FROM_AFAR = 0.97  # (measured 0.989; 0.915 when digits had to be 3 % of the frame tall)
@@ -77,8 +77,10 @@ def scored(frames):
 
 def test_big_digits_in_fine_and_bold_pens_are_read():
     """Digits 70-135 px tall in a 1-3 px pen: a fine pen's hairline is grown to MNIST's stroke width
-    in the crop, and its faint fragments are re-traced to the whole digit. 30 frames, seed 7:
-    94.4 % of 124 digits right and 3 false boxes (before both changes: 85.5 %, 14)."""
+    in the crop, its faint fragments are re-traced to the whole digit, and a fine-pen digit with no
+    piece above the frame-wide threshold is found by the faint pass at the ink floor. 30 frames,
+    seed 7: 96.8 % of 124 digits right and 3 false boxes (94.4 % without the faint pass; before
+    the first two: 85.5 %, 14)."""
     rng = np.random.default_rng(7)
     result = scored([sd.font_scene(rng, sd.FONTS["simplex"], big=True) for _ in range(30)])
     assert result["accuracy"] >= ACCURACY_BIG and result["false_positives"] <= FALSE_BOXES_BIG, result
