@@ -156,12 +156,12 @@ BORDER_PX = 3  # at the working size: components this close to the edge are cut 
 MIN_STROKE = 1.4  # strokes thinner than this in the model's box (a fine pen on a big digit) are grown
 STROKE_TARGET = 2.0  # to about this width there (MNIST's median ``stroke_width``; 1.4 is its 5th percentile)
 STROKE_CORE = 0.5  # (only ink at least this fraction of the crop's peak grows)
-# Faint digits (``_faint_candidates``): looked for at the frame's ink floor where the threshold is
-FAINT_GAIN = 1.3  # at least this x the floor (a pencil digit beside marker ones leaves no piece above it),
+# Faint digits (``_faint_candidates``: a pencil digit beside marker ones leaves no piece above the
+# threshold) are looked for at the frame's ink floor, with their darkest ink
+FAINT_PEAK = 1.2  # at least this x the floor (only where the threshold is higher than that),
 FAINT_PAD = 0.25  # away from the other candidates (their boxes grown by this x their height),
-FAINT_APART = 0.15  # and at least this x its own height from them; its darkest ink reaches
-FAINT_PEAK = 1.2  # this x the floor,
-FAINT_CONTRAST = 2.0  # and this x the ink around its strokes (90th percentile: not a shadow, not grid lines);
+FAINT_APART = 0.15  # and at least this x its own height from them;
+FAINT_CONTRAST = 2.0  # the darkest ink is this x the ink around its strokes (90th pct.: not a shadow, grid lines);
 FAINT_FILL = 0.8  # its strokes fill at most this fraction of its box (not a patch);
 FAINT_PIECES = 24  # only this many of the biggest pieces of faint ink are looked at
 MAX_STROKE = 3.6  # strokes thicker than this there (a marker on a small digit; MNIST's 98th-99th percentile)
@@ -1060,13 +1060,13 @@ def _faint_candidates(work, found, min_h):
     The threshold is 45 % of the frame's strong ink, so a pencil digit beside marker ones, a fine pen
     beside bold ones or a digit in a shadow beside well-lit ones leave no piece above it (and no piece
     for the re-trace to start from). Away from the candidates ``found``, the ink is thresholded again
-    at the frame's floor (FAINT_GAIN: only where that is clearly lower), rulings removed; its candidates
-    need darkest ink at FAINT_PEAK x the floor (and above the sensor noise), must re-trace as a digit,
+    at the frame's floor, rulings removed; its candidates need darkest ink at FAINT_PEAK x the floor
+    (so the pass runs only where the threshold is above that) and above the sensor noise, must re-trace as a digit,
     keep FAINT_APART from the others and stand out from the ink around them (``_stands_out``).
     """
     level = work.floor
-    if INK_LOW * work.strong < FAINT_GAIN * level:
-        return []  # the frame's threshold is (about) the floor already
+    if INK_LOW * work.strong < FAINT_PEAK * level:
+        return []  # whatever is fainter than the threshold is too faint for a digit here too
     _, low = cv2.threshold(work.ink, level, 255, cv2.THRESH_BINARY)
     for (x, y, w, h), _contours, _pixels in found:
         pad = int(FAINT_PAD * h) + 2
