@@ -1060,9 +1060,11 @@ def _faint_candidates(work, found, min_h):
     The threshold is 45 % of the frame's strong ink, so a pencil digit beside marker ones, a fine pen
     beside bold ones or a digit in a shadow beside well-lit ones leave no piece above it (and no piece
     for the re-trace to start from). Away from the candidates ``found``, the ink is thresholded again
-    at the frame's floor, rulings removed; its candidates need darkest ink at FAINT_PEAK x the floor
-    (so the pass runs only where the threshold is above that) and above the sensor noise, must re-trace as a digit,
-    keep FAINT_APART from the others and stand out from the ink around them (``_stands_out``).
+    at the frame's floor, rulings removed. A candidate there needs darkest ink at FAINT_PEAK x the
+    floor (so the pass runs only where the threshold is above that) and above the sensor noise; it
+    must re-trace as a digit, keep FAINT_APART from the others and stand out from the ink around
+    it (``_stands_out``). Two-stroke 4s are not joined among them (the "L" test reads the frame-wide
+    mask).
     """
     level = work.floor
     if INK_LOW * work.strong < FAINT_PEAK * level:
@@ -1168,7 +1170,7 @@ def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, pol
     min_h = min_h_full * work.scale_y
     found = _candidates(work, min_h, small_h=SMALL_DIGIT * min_h)
     found = _retrace(work, found, sure_h=min_h)
-    found = _join_two_stroke_fours(work.mask, found + _faint_candidates(work, found, min_h))
+    found = _join_two_stroke_fours(work.mask, found) + _faint_candidates(work, found, min_h)
     if len(found) > max_digits:
         found = sorted(found, key=lambda f: -f[2])[:max_digits]
     found = _reading_order(found)
