@@ -42,7 +42,8 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    (paper edges, shadows, digits cut by the frame), too wide (w > 2.5 h) or too
    thin shapes (text-line fragments, line remnants), solid dark blobs (filled,
    convex and without a counter at full resolution: a small marker 8 fills its box
-   at the working size too), the outline of dark objects (the paper under them
+   at the working size too; only boxes wider than 0.55 x their height, as a narrower
+   bar is a bold 1), the outline of dark objects (the paper under them
    is darker than around them) and the soft edges of big shadows (the paper under
    them steps by more than their darkest "ink": false boxes on empty pages). A digit
    is at least 3 % of the frame's shorter side tall (2.5 % if it re-traces as one, step 8).
@@ -109,6 +110,7 @@ MAX_FILL = 0.72  # a box filled more than this at the frame-wide threshold may b
 SOLID_LEVEL = 0.5  # it is when its core (ink at this fraction of its darkest, at full resolution)
 MIN_COUNTER_AREA = 2.0  # has no hole of this many pixels (a bold 8's counter)
 SOLID_CONVEXITY = 0.9  # and fills at least this fraction of its convex hull (a bold 3 or 5 does not)
+SOLID_WIDTH = 0.55  # (only boxes wider than this x their height: a bar is a 1)
 LINE_FRACTION = 0.3  # horizontal runs longer than this fraction of the width are ruled lines
 DASH_LENGTH = 6  # a piece at most 2 px tall and this many times as wide is a ruling's stub
 CROSSING_RUN = 6  # a pen stroke crosses a ruled line with a run at least this long
@@ -918,7 +920,7 @@ def _candidates(work, min_h, max_pieces=400, small_h=None):
         if _on_shadow_edge(work, box, peak):
             continue  # the soft edge of a shadow: the paper itself steps more than this "ink"
         ink_pixels = cv2.countNonZero(work.mask[y : y + h, x : x + w])
-        if ink_pixels > MAX_FILL * w * h and w > 0.4 * h and _solid(work, box):
+        if ink_pixels > MAX_FILL * w * h and w > SOLID_WIDTH * h and _solid(work, box):
             continue  # a solid dark region, not a pen stroke
         contours = [piece_contours[g] for g in group]
         out.extend((part, contours, ink_pixels) for part in split_touching(work.mask, box))

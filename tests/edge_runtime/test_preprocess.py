@@ -519,6 +519,20 @@ def test_small_bold_digits_are_kept_small_filled_shapes_are_not():
         assert best_iou((x, 94, 20, 28), found.boxes) >= 0.7, (x, found.boxes)
 
 
+def test_a_bold_1_is_a_digit_not_a_blob():
+    """A "1" 20-22 px tall in a marker 9-11 px wide (the small bold font's frames 39, 69, 111 and 120,
+    seed 7) fills its box and its convex hull like a blob; only boxes wider than 0.55 x their height
+    (0.4 before: these 1s were dropped) can be blobs."""
+    rng = np.random.default_rng(7)
+    scenes = [sd.font_scene(rng, sd.FONTS["plain (small)"]) for _ in range(121)]
+    for index in (39, 69, 111, 120):
+        frame, truth = scenes[index]
+        ones = [t["bbox"] for t in truth if t["digit"] == 1]
+        assert ones and all(0.4 < w / float(h) <= 0.55 for _, _, w, h in ones)
+        boxes = pp.digits_from_frame(frame, PRE).boxes
+        assert all(best_iou(one, boxes) >= 0.6 for one in ones), (index, ones, boxes)
+
+
 @pytest.mark.parametrize(
     "frame",
     [
