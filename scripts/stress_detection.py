@@ -16,8 +16,10 @@ on plain paper, or on ruled paper with a margin line in dim, uneven light; the "
 tall with a 1-3 px pen (a fine pen's digit is a faint hairline at the working size, beside bold
 ones). The other cases
 transform ``synthetic://`` frames (clean and with camera effects): darker with sensor noise,
-JPEG quality 20, the ink faded towards the paper, or squared paper (light blue grid lines every
-16 or 24 px: a notebook's 5 mm squares seen from further or closer). "A page seen from afar"
+JPEG quality 20, the ink faded towards the paper, squared paper (light blue grid lines every
+16 or 24 px: a notebook's 5 mm squares seen from further or closer), a 9 px sideways motion blur,
+or the page turned by 10 or 20 degrees either way (shrunk to 3/4 to stay in the frame; the
+model learned digits turned by up to 10 degrees). "A page seen from afar"
 renders ``synthetic://`` frames at 3x the size with 6-12 digits and shrinks them to 640x480:
 digits 11-43 px tall (detection looks for 2.5 % of the frame and more: 12 px). Blank pages (camera
 effects: shadows, rulings, coloured paper, no digits) count the boxes found where there is
@@ -136,6 +138,37 @@ def _synthetic(frames, seed, transform, **camera):
     return [(transform(frame, rng), truth) for frame, truth in (source.render(i) for i in range(frames))]
 
 
+def motion_blurred(frame, length):
+    """A camera moving sideways during the exposure: a horizontal box blur ``length`` px long."""
+    kernel = np.zeros((length, length), np.float32)
+    kernel[length // 2, :] = 1.0 / length
+    return cv2.filter2D(frame, -1, kernel)
+
+
+def tilted(frame, truth, degrees):
+    """The page turned by ``degrees`` about the frame's centre and shrunk to 3/4 (so it stays in the
+    frame); each true box becomes the bounding box of its turned corners."""
+    h, w = frame.shape[:2]
+    turn = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), degrees, 0.75)
+    out = cv2.warpAffine(frame, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    boxes = []
+    for t in truth:
+        x, y, bw, bh = t["bbox"]
+        corners = np.array([[x, y, 1], [x + bw, y, 1], [x, y + bh, 1], [x + bw, y + bh, 1]], np.float32) @ turn.T
+        (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
+        boxes.append(dict(t, bbox=[int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))]))
+    return out, boxes
+
+
+def _tilted(frames, seed, effects, degrees):
+    """``frames`` synthetic:// scenes, the page turned by +``degrees`` and -``degrees`` in turn."""
+    from edge_runtime.synthetic import SyntheticCamera
+
+    source = SyntheticCamera(seed=seed, effects=effects)
+    return [tilted(frame, truth, degrees if i % 2 else -degrees)
+            for i, (frame, truth) in enumerate(source.render(i) for i in range(frames))]
+
+
 def _from_afar(frames, seed, effects, factor=3):
     """``frames`` synthetic:// scenes rendered ``factor`` x as big (6-12 digits, margins to scale) and shrunk
     to 640x480 with INTER_AREA: a page with small digits (11-43 px at 3x)."""
@@ -175,6 +208,7 @@ def cases(frames, seed):
         ("ink faded to 25 %", lambda f, rng: faded(f, 0.25)),
         ("squared paper, 16 px grid", lambda f, rng: squared(f, 16, int(rng.integers(0, 16)))),
         ("squared paper, 24 px grid", lambda f, rng: squared(f, 24, int(rng.integers(0, 24)))),
+        ("motion blur 9 px", lambda f, rng: motion_blurred(f, 9)),
     ]
     for effects in ("clean", "camera"):
         for name, transform in transforms:
@@ -183,6 +217,9 @@ def cases(frames, seed):
     for effects in ("clean", "camera"):
         out.append(("synthetic %s, a page seen from afar (digits 11-43 px)" % effects,
                     functools.partial(_from_afar, frames, seed, effects)))
+        for degrees in (10, 20):
+            out.append(("synthetic %s, the page turned by +-%d degrees" % (effects, degrees),
+                        functools.partial(_tilted, frames, seed, effects, degrees)))
     for name, transform in transforms[:3]:  # every box on a blank page is a false one
         out.append(("blank page (no digits), camera, %s" % name,
                     functools.partial(_synthetic, frames, seed, transform, effects="camera", digits=0)))
