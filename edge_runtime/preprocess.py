@@ -165,6 +165,7 @@ FAINT_PAD = 0.25  # away from the other candidates (their boxes grown by this x 
 FAINT_APART = 0.15  # and at least this x its own height from them;
 FAINT_CONTRAST = 2.0  # the darkest ink is this x the ink around its strokes (90th pct.: not a shadow, grid lines);
 FAINT_FILL = 0.8  # its strokes fill at most this fraction of its box (not a patch);
+FAINT_GATE = 3  # faint ink with no vertical run this long at the working size holds no digit: ruling remnants
 FAINT_PIECES = 24  # only this many of the biggest pieces of faint ink are looked at
 MAX_STROKE = 3.6  # strokes thicker than this there (a marker on a small digit; MNIST's 98th-99th percentile)
 THICK_TARGET = 3.0  # are thinned to about this (its 94th percentile)
@@ -1081,8 +1082,10 @@ def _faint_candidates(work, found, min_h):
     mask = _lines_removed_unless_noise(low, work_w, work_h)
     if mask is None:
         return []
-    faint = work._replace(mask=cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _kernel((2, 2))),
-                          strong_level=FAINT_PEAK * level)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _kernel((2, 2)))
+    if not cv2.countNonZero(cv2.erode(mask, _kernel((FAINT_GATE, 1)))):
+        return []  # (on most ruled pages: the remnants of the rulings, no digit)
+    faint = work._replace(mask=mask, strong_level=FAINT_PEAK * level)
     new = _candidates(faint, min_h, max_pieces=FAINT_PIECES)
     if not new:
         return []
