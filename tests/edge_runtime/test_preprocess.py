@@ -630,8 +630,8 @@ def test_faint_marks_that_are_not_digits_are_dropped(monkeypatch, guard, off):
 @pytest.mark.parametrize("scene", [13, 25, 29])
 def test_the_faint_pass_stops_at_ruling_remnants(monkeypatch, scene):
     """Camera frames of ruled pages (seed 0) whose faint ink, rulings removed, is only what is left of
-    the rulings (no vertical run of 3 px): the faint pass stops before its candidate search (about a
-    quarter of its cost), and the boxes are the ones the search would have found."""
+    the rulings (no vertical run of 3 px): the faint pass stops before its candidate search (about half
+    of its cost), and the boxes are the ones the search would have found."""
     frame, _ = SyntheticCamera(seed=0, effects="camera").render(scene)
     searches = []
     candidates = pp._candidates
