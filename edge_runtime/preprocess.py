@@ -398,17 +398,12 @@ def _feature_sums(dark, light):
     return cv2.sumElems(dark)[0], cv2.sumElems(light)[0]
 
 
-def _feature_ratio(dark, light):
-    """Sum of light features over the sum of dark ones (``_feature_sums``)."""
-    dark_sum, light_sum = _feature_sums(dark, light)
-    return light_sum / max(1.0, dark_sum)
-
-
 def _light_to_dark_features(small):
     """Thin light features (top-hat) over thin dark ones (black-hat), on the half-size copy ``small``."""
     kernel = _kernel((5, 5))
-    return _feature_ratio(cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, kernel),
-                          cv2.morphologyEx(small, cv2.MORPH_TOPHAT, kernel))
+    dark, light = _feature_sums(cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, kernel),
+                                cv2.morphologyEx(small, cv2.MORPH_TOPHAT, kernel))
+    return light / max(1.0, dark)
 
 
 def _features_around_median(small):
@@ -500,9 +495,14 @@ def _broken_stroke(a, b, x_overlap, y_overlap, tolerance):
     return thin and -x_overlap <= 1 and 0 <= -y_overlap <= tolerance
 
 
+def _gap(a, b):
+    """The gap between boxes a and b (x, y, w, h): the larger of the x and y gaps, negative where they overlap."""
+    return max(max(a[0], b[0]) - min(a[0] + a[2], b[0] + b[2]), max(a[1], b[1]) - min(a[1] + a[3], b[1] + b[3]))
+
+
 def _far_apart(a, b):
     """True when boxes a and b are too far apart for any rule of ``_should_merge`` (a quick pre-check)."""
-    gap = max(max(a[0], b[0]) - min(a[0] + a[2], b[0] + b[2]), max(a[1], b[1]) - min(a[1] + a[3], b[1] + b[3]))
+    gap = _gap(a, b)
     taller = max(a[3], b[3])
     if gap <= max(3.0, max(MERGE_GAP, FRAGMENT_GAP) * taller):
         return False
@@ -915,7 +915,7 @@ def _candidates(work, min_h, max_pieces=400, small_h=None):
             continue
         if _inside_dark_region(work.paper, box):
             continue  # the outline of a dark object (a phone, a shadowed hole), not handwriting
-        peak = cv2.minMaxLoc(work.ink[y : y + h, x : x + w])[1]
+        peak = _peak(work, box)
         if peak < work.strong_level:
             continue  # only faint marks: a ruling, a shadow edge, paper texture
         if _on_shadow_edge(work, box, peak):
@@ -998,7 +998,7 @@ def _retrace(work, found, sure_h=0):
     out = []
     for box, contours, ink_pixels in found:
         x, y, w, h = box
-        local = cv2.minMaxLoc(work.ink[y : y + h, x : x + w])[1]
+        local = _peak(work, box)
         level = max(work.floor, RETRACE_LEVEL * local)
         new, touching, window = _trace(work, box, level)
         if new is None:
@@ -1034,13 +1034,6 @@ def _peak(work, box):
     """The darkest ink (0-255) in ``box`` at the working size."""
     x, y, w, h = box
     return cv2.minMaxLoc(work.ink[y : y + h, x : x + w])[1]
-
-
-def _gap(a, b):
-    """The gap between two boxes: the larger of the x and y gaps, negative where they overlap."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    return max(bx - (ax + aw), ax - (bx + bw), by - (ay + ah), ay - (by + bh))
 
 
 def _stands_out(work, mask, box):

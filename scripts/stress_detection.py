@@ -169,19 +169,25 @@ def _tilted(frames, seed, effects, degrees):
             for i, (frame, truth) in enumerate(source.render(i) for i in range(frames))]
 
 
-def _from_afar(frames, seed, effects, factor=3):
-    """``frames`` synthetic:// scenes rendered ``factor`` x as big (6-12 digits, margins to scale) and shrunk
-    to 640x480 with INTER_AREA: a page with small digits (11-43 px at 3x)."""
+def afar_camera(seed, effects, factor=3):
+    """A synthetic camera ``factor`` x as big as 640x480, with 6-12 digits and margins to scale."""
     from edge_runtime.synthetic import SyntheticCamera
 
     width, height = SIZE
-    source = SyntheticCamera(width=width * factor, height=height * factor, digits=12, effects=effects, seed=seed,
-                             margin=8 * factor)
-    out = []
-    for frame, truth in (source.render(i) for i in range(frames)):
-        small = cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA)
-        out.append((small, [dict(t, bbox=[int(round(v / float(factor))) for v in t["bbox"]]) for t in truth]))
-    return out
+    return SyntheticCamera(width=width * factor, height=height * factor, digits=12, effects=effects, seed=seed,
+                           margin=8 * factor)
+
+
+def shrunk(frame, truth, factor=3):
+    """A frame ``factor`` x as big as 640x480 and its truth, shrunk to 640x480 with INTER_AREA."""
+    small = cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA)
+    return small, [dict(t, bbox=[int(round(v / float(factor))) for v in t["bbox"]]) for t in truth]
+
+
+def _from_afar(frames, seed, effects, factor=3):
+    """``frames`` scenes of ``afar_camera``, ``shrunk``: a page with small digits (11-43 px at 3x)."""
+    source = afar_camera(seed, effects, factor)
+    return [shrunk(frame, truth, factor) for frame, truth in (source.render(i) for i in range(frames))]
 
 
 def cases(frames, seed):

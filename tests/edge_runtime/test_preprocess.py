@@ -602,11 +602,9 @@ def false_boxes(frame, truth):
 
 
 def afar_frame(scene):
-    """``sd._from_afar``'s frame for one scene (rendered 3x as big, shrunk to 640x480) and its true boxes."""
-    camera = SyntheticCamera(width=1920, height=1440, digits=12, effects="camera", seed=7, margin=24)
-    frame, truth = camera.render(scene)
-    frame = cv2.resize(frame, (640, 480), interpolation=cv2.INTER_AREA)
-    return frame, [[int(round(v / 3.0)) for v in t["bbox"]] for t in truth]
+    """The stress case "a page seen from afar" (camera, seed 7): one scene and its true boxes."""
+    frame, truth = sd.shrunk(*sd.afar_camera(7, "camera").render(scene))
+    return frame, [t["bbox"] for t in truth]
 
 
 @pytest.mark.parametrize("guard,off", [("FAINT_CONTRAST", 0.0), ("FAINT_FILL", 1.01), ("FAINT_APART", -99.0)])
