@@ -19,7 +19,9 @@ transform ``synthetic://`` frames (clean and with camera effects): darker with s
 JPEG quality 20, the ink faded towards the paper, squared paper (light blue grid lines every
 16 or 24 px: a notebook's 5 mm squares seen from further or closer), a 9 px sideways motion blur,
 or the page turned by 10 or 20 degrees either way (shrunk to 3/4 to stay in the frame; the
-model learned digits turned by up to 10 degrees). "A page seen from afar"
+model learned digits turned by up to 10 degrees). "Digits written on the lines of a ruled notebook"
+fills 2-4 rows on a page ruled every 34-52 px with digits 60-90 % of the spacing tall, each on its
+ruling, rows often on neighbouring lines (a digit's top nearly touching the foot of the one above). "A page seen from afar"
 renders ``synthetic://`` frames at 3x the size with 6-12 digits and shrinks them to 640x480:
 digits 11-43 px tall (detection looks for 2.5 % of the frame and more: 12 px). Blank pages (camera
 effects: shadows, rulings, coloured paper, no digits) count the boxes found where there is
@@ -42,6 +44,7 @@ from edge_runtime import scenes  # noqa: E402
 from edge_runtime.backends import open_backend  # noqa: E402
 from edge_runtime.backends.base import BackendError  # noqa: E402
 from edge_runtime.pipeline import batch_for_manifest  # noqa: E402
+from edge_runtime.synthetic import _ink_bbox  # noqa: E402
 
 FONTS = {
     "simplex": cv2.FONT_HERSHEY_SIMPLEX,
@@ -113,9 +116,12 @@ def dimmed(frame, rng, factor, noise):
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def faded(frame, factor):
-    """Ink faded towards the paper: its darkness (paper minus pixel) times ``factor``."""
-    paper = cv2.morphologyEx(frame, cv2.MORPH_CLOSE, np.ones((31, 31), np.uint8)).astype(np.float32)
+def faded(frame, factor, paper_px=61):
+    """Ink faded towards the paper: its darkness (paper minus pixel) times ``factor``. The paper is
+    the frame closed with a ``paper_px`` square, wider than the boldest strokes (a narrower one leaves
+    the cores of bold strokes unfaded: solid dark patches in faded digits)."""
+    kernel = np.ones((paper_px, paper_px), np.uint8)
+    paper = cv2.morphologyEx(frame, cv2.MORPH_CLOSE, kernel).astype(np.float32)
     return np.clip(paper - (paper - frame.astype(np.float32)) * np.float32(factor), 0, 255).astype(np.uint8)
 
 
@@ -167,6 +173,59 @@ def _tilted(frames, seed, effects, degrees):
     source = SyntheticCamera(seed=seed, effects=effects)
     return [tilted(frame, truth, degrees if i % 2 else -degrees)
             for i, (frame, truth) in enumerate(source.render(i) for i in range(frames))]
+
+
+def notebook_scene(source, rng, spacing=(34, 52)):
+    """(BGR frame, truth): digits written on the lines of a ruled notebook page, as people write them.
+
+    Rulings every 34-52 px; 2-4 rows of 2-5 digits, each row on a ruling, often on neighbouring
+    ones, so a digit's top nearly touches the foot of the one above it. Digits are 60-90 % of the
+    spacing tall and sit on their line (crossing it by up to 2 px). ``source``: a SyntheticCamera,
+    which lends its MNIST test digits, pens and (effects="camera") camera effects; ``rng``: a
+    numpy RandomState."""
+    camera = source.effects == "camera"
+    w, h = source.width, source.height
+    s = int(rng.randint(spacing[0], spacing[1] + 1))
+    frame = np.empty((h, w, 3), np.float32)
+    frame[:] = [rng.uniform(205, 250), rng.uniform(215, 252), rng.uniform(220, 255)] if camera else 245.0
+    lines = list(range(int(rng.randint(s // 2, s + 1)), h, s))
+    colour, thickness = [220, 190, 160] if rng.rand() < 0.7 else [170, 170, 170], int(rng.randint(1, 3))
+    for y in lines:
+        cv2.line(frame, (0, y), (w - 1, y), colour, thickness)
+    pen = np.array(source._ink_colour(rng, camera), np.float32)
+    rows = [y for y in lines if y - s > 4 and y < h - 6]
+    rng.shuffle(rows)
+    truth = []
+    for y in sorted(rows[: int(rng.randint(2, 5))]):
+        x = int(rng.randint(8, 60))
+        for _ in range(int(rng.randint(2, 6))):
+            index = rng.randint(len(source.images))
+            alpha = source._stroke_alpha(rng, source.images[index], int(round(s * rng.uniform(0.6, 0.9))), camera)
+            if _ink_bbox(alpha) is None:
+                continue
+            bx, by, bw, bh = _ink_bbox(alpha)
+            x0, y0 = x - bx, y + int(rng.randint(-1, 3)) - (by + bh)
+            region = frame[y0 : y0 + alpha.shape[0], x0 : x0 + alpha.shape[1]]
+            if x + bw > w - 8 or region.shape[:2] != alpha.shape:
+                break
+            region[:] = region * (1 - alpha[..., None]) + pen * alpha[..., None]
+            truth.append({"bbox": [x, y0 + by, bw, bh], "digit": int(source.labels[index])})
+            x += bw + int(rng.uniform(0.25, 0.7) * bh)
+    if camera:
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        gx, gy = rng.uniform(-0.35, 0.35, size=2)
+        light = (1.0 + gx * (xs / w - 0.5) + gy * (ys / h - 0.5)) * rng.uniform(0.75, 1.05)
+        frame = source._camera_effects(rng, frame * light[..., None])
+    frame = np.clip(frame, 0, 255).astype(np.uint8)
+    return (jpeg(frame, int(rng.randint(45, 90))) if camera else frame), truth
+
+
+def _notebook(frames, seed, effects):
+    """``frames`` ``notebook_scene`` pages."""
+    from edge_runtime.synthetic import SyntheticCamera
+
+    source = SyntheticCamera(seed=seed, effects=effects)
+    return [notebook_scene(source, np.random.RandomState(seed * 1000 + i)) for i in range(frames)]
 
 
 def afar_camera(seed, effects, factor=3):
@@ -226,6 +285,8 @@ def cases(frames, seed):
         for degrees in (10, 20):
             out.append(("synthetic %s, the page turned by +-%d degrees" % (effects, degrees),
                         functools.partial(_tilted, frames, seed, effects, degrees)))
+        out.append(("digits written on the lines of a ruled notebook, %s" % effects,
+                    functools.partial(_notebook, frames, seed, effects)))
     for name, transform in transforms[:3]:  # every box on a blank page is a false one
         out.append(("blank page (no digits), camera, %s" % name,
                     functools.partial(_synthetic, frames, seed, transform, effects="camera", digits=0)))

@@ -611,14 +611,15 @@ def afar_frame(scene):
 def test_faint_marks_that_are_not_digits_are_dropped(monkeypatch, guard, off):
     """Frames where the faint pass finds something that is not a digit, each caught by one guard: grey
     paper texture under a shadow (recorded camera scenes 12 and 13: darkest ink no more than the ink
-    around it), a solid patch left where a bold stroke resisted fading, and pieces next to small
+    around it), solid patches left where the cores of bold strokes resisted fading (the paper taken
+    as the frame closed with a 31 px square, narrower than those strokes), and pieces next to small
     digits that belong to them. No false box with the guards; with the one named here off, some."""
     frames = []
     for name in ("camera/camera_012.jpg", "camera/camera_013.jpg"):
         scene = [s for s in load_scenes(os.path.join(ROOT, "tests", "data", "scenes")) if s.name == name][0]
         frames.append((load_frame(scene), [t["bbox"] for t in scene.truth]))
     faded, truth = SyntheticCamera(seed=7, effects="clean").render(140)
-    frames.append((sd.faded(faded, 0.25), [t["bbox"] for t in truth]))
+    frames.append((sd.faded(faded, 0.25, paper_px=31), [t["bbox"] for t in truth]))
     frames.append(afar_frame(119))
     assert sum(false_boxes(frame, truth) for frame, truth in frames) == 0
     monkeypatch.setattr(pp, guard, off)
@@ -685,3 +686,61 @@ def test_a_number_written_with_small_gaps_gives_one_box_per_digit(mnist_sample):
     assert len(found.boxes) == len(truth)
     assert min(best_iou(t, found.boxes) for t in truth) >= 0.6
     assert [b[0] for b in found.boxes] == sorted(b[0] for b in found.boxes)  # reading order
+
+
+def ruled_page(size=(480, 640), lines=(100, 137), paper=235):
+    """A page with light blue rulings at the rows ``lines``."""
+    page = np.full(size + (3,), paper, np.float32)
+    for y in lines:
+        page[y] = (220, 190, 160)
+    return page
+
+
+def test_digits_on_neighbouring_ruled_lines_are_one_box_each(mnist_sample, monkeypatch):
+    """Two rows of a notebook, each on its ruling, the lower row's tops 3 px under the upper row's feet:
+    each pair stacked there came out as one box twice as tall as the other digits (8 digits, 6 boxes);
+    now each digit is its own box. (The split needs single digits to compare with: a page where every
+    digit has one right above or below it keeps its pairs.)"""
+    images, labels = mnist_sample
+    picks = [int(np.flatnonzero(labels == d)[0]) for d in (3, 8, 5, 2, 6, 7, 0, 4)]
+    boxes = [(60 + 60 * i, 66, 0, 34) for i in range(5)] + [(62, 103, 0, 34), (122, 103, 0, 34), (420, 103, 0, 34)]
+    frame, truth = paint_digits(images[picks], boxes, background=ruled_page())
+    found = pp.digits_from_frame(frame, PRE)
+    assert len(found.boxes) == 8, found.boxes
+    assert min(best_iou(t, found.boxes) for t in truth) >= 0.6, (truth, found.boxes)
+    monkeypatch.setattr(pp, "STACKED_HEIGHT", 99.0)  # no split
+    merged = pp.digits_from_frame(frame, PRE).boxes
+    assert len(merged) == 6 and sum(best_iou(t, merged) >= 0.6 for t in truth) == 4, merged
+
+
+def test_a_row_of_digits_swallowed_by_a_stacked_pair_is_split_into_its_digits():
+    """A notebook page (the stress case "digits written on the lines of a ruled notebook", camera, seed
+    7, page 9) where stacked digits merged and swallowed the digits beside them: 12 of its 16 digits
+    found before, all 16 now (rows cut at their empty rows, each row split into its digits)."""
+    frame, truth = sd.notebook_scene(SyntheticCamera(seed=7, effects="camera"), np.random.RandomState(7009))
+    boxes = pp.digits_from_frame(frame, PRE).boxes
+    assert len(truth) == 16 and sum(best_iou(t["bbox"], boxes) >= 0.3 for t in truth) == 16, (truth, boxes)
+
+
+@pytest.mark.parametrize("case", ["broken 7", "broken 1"])
+def test_a_big_digit_whose_stroke_broke_is_not_split_into_two_rows(case, monkeypatch):
+    """Beside three small digits, a digit twice their height whose stroke broke across it at one row
+    stays one box, because one of its parts is a thin stroke: a 7's stem under its bar, a light 1 in
+    two pieces. Without the whole-digit check of the parts, each is cut in two."""
+    frame = np.full((240, 320, 3), 240, np.uint8)
+    for x in (20, 60, 100):  # three small "0"s, 40 px tall
+        cv2.ellipse(frame, (x + 10, 120), (10, 19), 0, 0, 360, (20, 20, 20), 3)
+    if case == "broken 7":
+        cv2.line(frame, (190, 80), (240, 80), (20, 20, 20), 3)
+        cv2.line(frame, (240, 80), (234, 120), (20, 20, 20), 3)
+        cv2.line(frame, (232, 126), (222, 165), (20, 20, 20), 3)
+        whole = (189, 79, 53, 88)
+    else:
+        cv2.line(frame, (221, 80), (219, 120), (20, 20, 20), 3)
+        cv2.line(frame, (218, 126), (215, 165), (20, 20, 20), 3)
+        whole = (214, 79, 9, 88)
+    boxes = pp.digits_from_frame(frame, PRE).boxes
+    assert len(boxes) == 4, boxes
+    assert best_iou(whole, boxes) >= 0.6, boxes
+    monkeypatch.setattr(pp, "_whole_digit", lambda box, part_h: True)
+    assert len(pp.digits_from_frame(frame, PRE).boxes) == 5

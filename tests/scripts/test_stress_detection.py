@@ -19,6 +19,7 @@ ACCURACY_BIG = 0.955  # (measured 0.968; 0.944 before the faint pass, 0.855 befo
 FALSE_BOXES_BIG = 6  # (measured 3)
 ACCURACY_SMALL_BOLD = 0.965  # (measured 0.975; 0.954 before the thinning)
 ACCURACY_FROM_AFAR = 0.97  # (measured 0.989; 0.915 when digits had to be 3 % of the frame tall)
+ACCURACY_NOTEBOOK = 0.975  # (measured 0.985; 0.965 before stacked digits were split)
 
 
 def run(*args):
@@ -114,6 +115,32 @@ def test_small_digits_on_a_page_seen_from_afar_are_read():
     assert result["accuracy"] >= ACCURACY_FROM_AFAR and result["false_positives"] == 0, result
 
 
+def test_a_notebook_page_has_rows_of_digits_sitting_on_its_rulings():
+    from edge_runtime.synthetic import SyntheticCamera
+
+    source = SyntheticCamera(seed=7, effects="clean")
+    for page in range(5):
+        frame, truth = sd.notebook_scene(source, np.random.RandomState(page))
+        assert frame.shape == (480, 640, 3) and frame.dtype == np.uint8 and len(truth) >= 2
+        rulings = np.flatnonzero((frame[:, 2] != 245).any(axis=1))  # the left edge: paper and rulings only
+        spacing = np.median(np.diff(rulings[np.diff(rulings, prepend=-9) > 1]))
+        assert 34 <= spacing <= 52
+        for t in truth:
+            x, y, w, h = t["bbox"]
+            foot = y + h - 1
+            assert np.abs(rulings - foot).min() <= 3  # sits on a ruling
+            assert 0.55 * spacing <= h <= 0.95 * spacing
+            assert (frame[y : y + h, x : x + w].min(axis=2) < 128).any()  # the ink is in its box
+
+
+def test_digits_written_on_the_lines_of_a_notebook_are_read():
+    """Rows of digits on neighbouring rulings, each row's tops close under the feet of the row above:
+    digits stacked there that merged into one box are split at the empty row between them. 40 pages,
+    seed 7, clean: 98.5 % of 400 digits right (96.5 % before the split)."""
+    result = scored(sd._notebook(40, 7, "clean"))
+    assert result["accuracy"] >= ACCURACY_NOTEBOOK, result
+
+
 def test_transforms_darken_fade_and_keep_the_frame_shape():
     from edge_runtime.synthetic import SyntheticCamera
 
@@ -154,8 +181,8 @@ def test_a_short_run_prints_one_scored_row_per_case():
     rate = r"([\d.]+ %|-)"
     rows = re.findall(r"^\| (.+?) \| (\d+) \| (\d+) \| %s \| %s \| %s \| (\d+) \|$" % (rate, rate, rate),
                       done.stdout, re.M)
-    # fonts x paper, big x paper, synthetic x 9 x 2, (from afar + turned x 2) x 2, blank x 3
-    assert len(rows) == len(sd.FONTS) * 2 + 2 + 18 + 6 + 3
+    # fonts x paper, big x paper, synthetic x 9 x 2, (from afar + turned x 2 + notebook) x 2, blank x 3
+    assert len(rows) == len(sd.FONTS) * 2 + 2 + 18 + 8 + 3
     digits = [r for r in rows if not r[0].startswith("blank page")]
     blank = [r for r in rows if r[0].startswith("blank page")]
     assert all(int(r[1]) == 2 and int(r[2]) >= 4 for r in digits)
