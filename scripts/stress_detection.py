@@ -21,8 +21,8 @@ JPEG quality 20, the ink faded towards the paper, squared paper (light blue grid
 or the page turned by 10 or 20 degrees either way (shrunk to 3/4 to stay in the frame; the
 model learned digits turned by up to 10 degrees). "Digits written on the lines of a ruled notebook"
 fills 2-4 rows on a page ruled every 34-52 px with digits 60-90 % of the spacing tall, each on its
-ruling, rows often on neighbouring lines (a digit's top nearly touching the foot of the one above). "A page seen from afar"
-renders ``synthetic://`` frames at 3x the size with 6-12 digits and shrinks them to 640x480:
+ruling, rows often on neighbouring lines (a digit's top nearly touching the foot of the one above).
+"A page seen from afar" renders ``synthetic://`` frames at 3x the size with 6-12 digits and shrinks them to 640x480:
 digits 11-43 px tall (detection looks for 2.5 % of the frame and more: 12 px). Blank pages (camera
 effects: shadows, rulings, coloured paper, no digits) count the boxes found where there is
 nothing to find.
