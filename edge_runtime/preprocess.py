@@ -61,6 +61,9 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    out from the ink around its strokes (not a shadow, grid lines or a patch).
    A 4 written in two strokes whose bar stops short of its stem (an "L" with an open top
    right beside a taller thin stem starting about as high) is joined into one digit.
+   Digits written on neighbouring ruled lines, one right above the other, merge into one
+   tall candidate: one at least 1.6x the frame's median candidate height is cut at an empty
+   middle row (and each row into its digits) when every part is a whole digit.
 9. Crop: each digit's ink, contrast-stretched so its stroke core is white and faint
    marks (rulings, paper texture) black, cut to its own strokes (so a neighbour or a
    ruling inside the box is dropped), from the working ink map when the digit is at
@@ -1168,21 +1171,21 @@ def _whole_digit(box, part_h):
     return box[3] >= part_h and box[3] >= STACKED_SHAPE * box[2] and box[2] > THIN_STROKE * box[3]
 
 
-def _stacked_parts(mask, box, tall, depth=3):
-    """``box`` cut at its emptiest middle row into rows (each cut again while ``tall`` or taller),
-    each row split into the digits written close together; [box] when there is no such row."""
+def _stacked_parts(mask, box, tall):
+    """``box`` cut at its emptiest middle row into rows (each part cut again while ``tall`` or taller:
+    parts only shrink), each row split into the digits written close together (``split_touching``)."""
     x, y, w, h = box
     rows = cv2.reduce(mask[y : y + h, x : x + w], 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() // 255
     lo, hi = int(0.3 * h), int(np.ceil(0.7 * h))
-    cut = lo + int(np.argmin(rows[lo:hi])) if hi > lo else 0
-    if depth <= 0 or hi <= lo or rows[cut] > STACKED_TOUCH:
+    cut = lo + int(np.argmin(rows[lo:hi])) if hi > lo else lo
+    if hi <= lo or rows[cut] > STACKED_TOUCH:
         return split_touching(mask, box)
     parts = []
     for py, ph in ((y, cut), (y + cut + 1, h - cut - 1)):
         part = _ink_box(mask, (x, py, w, ph))
         if part is None:
             return [box]
-        parts.extend(_stacked_parts(mask, part, tall, depth - 1) if part[3] >= tall else split_touching(mask, part))
+        parts.extend(_stacked_parts(mask, part, tall) if part[3] >= tall else split_touching(mask, part))
     return parts
 
 

@@ -201,9 +201,10 @@ def notebook_scene(source, rng, spacing=(34, 52)):
         for _ in range(int(rng.randint(2, 6))):
             index = rng.randint(len(source.images))
             alpha = source._stroke_alpha(rng, source.images[index], int(round(s * rng.uniform(0.6, 0.9))), camera)
-            if _ink_bbox(alpha) is None:
+            box = _ink_bbox(alpha)
+            if box is None:
                 continue
-            bx, by, bw, bh = _ink_bbox(alpha)
+            bx, by, bw, bh = box
             x0, y0 = x - bx, y + int(rng.randint(-1, 3)) - (by + bh)
             region = frame[y0 : y0 + alpha.shape[0], x0 : x0 + alpha.shape[1]]
             if x + bw > w - 8 or region.shape[:2] != alpha.shape:
