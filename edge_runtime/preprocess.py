@@ -190,6 +190,26 @@ def _kernel(shape):
     return kernel
 
 
+def _second_anchor(shape):
+    """The anchor for the second half of an opening or closing with an ``np.ones(shape)`` kernel.
+
+    ``cv2.morphologyEx`` uses one anchor, the kernel's centre ``(cols // 2, rows // 2)``, for both
+    halves; with an even side the two halves then shift the same way instead of cancelling, and
+    a 2x2 closing moves everything one pixel down and right. The reflected anchor undoes that."""
+    rows, cols = shape
+    return (cols - 1 - cols // 2, rows - 1 - rows // 2)
+
+
+def _closed(mask, shape):
+    """Morphological closing that leaves strokes where they are (see ``_second_anchor``)."""
+    return cv2.erode(cv2.dilate(mask, _kernel(shape)), _kernel(shape), anchor=_second_anchor(shape))
+
+
+def _opened(mask, shape):
+    """Morphological opening that leaves strokes where they are (see ``_second_anchor``)."""
+    return cv2.dilate(cv2.erode(mask, _kernel(shape)), _kernel(shape), anchor=_second_anchor(shape))
+
+
 class DigitBatch(NamedTuple):
     """Digits found in one frame.
 
@@ -588,7 +608,7 @@ def remove_ruled_lines(mask, length, vertical_length=None):
         cores = cv2.erode(cv2.dilate(half, _kernel(smear)), _kernel(run))
         if not cv2.countNonZero(cores):
             continue
-        lines = cv2.dilate(cores, _kernel(run))
+        lines = cv2.dilate(cores, _kernel(run), anchor=_second_anchor(run))
         if out is mask:
             out = mask.copy()
         _remove_lines(out, mask, lines, across)
@@ -601,7 +621,7 @@ def _remove_lines(out, mask, lines_half, across):
     h, w = mask.shape
     if (w, h) != (2 * lines_half.shape[1], 2 * lines_half.shape[0]):  # odd size: the general path
         lines = cv2.resize(lines_half, (w, h), interpolation=cv2.INTER_NEAREST)
-        strokes = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _kernel(across))
+        strokes = _opened(mask, across)
         out[:] = cv2.subtract(out, cv2.subtract(cv2.bitwise_and(lines, mask), strokes))
         return
     lx, ly, lw, lh = cv2.boundingRect(lines_half)
@@ -610,7 +630,7 @@ def _remove_lines(out, mask, lines_half, across):
     # The opening at a pixel only sees pixels within one kernel length: open a margin around the box.
     my, mx = across
     sy0, sx0, sy1, sx1 = max(0, y0 - my), max(0, x0 - mx), min(h, y1 + my), min(w, x1 + mx)
-    strokes = cv2.morphologyEx(mask[sy0:sy1, sx0:sx1], cv2.MORPH_OPEN, _kernel(across))
+    strokes = _opened(mask[sy0:sy1, sx0:sx1], across)
     strokes = strokes[y0 - sy0 : y1 - sy0, x0 - sx0 : x1 - sx0]
     line_ink = cv2.subtract(cv2.bitwise_and(lines, mask[y0:y1, x0:x1]), strokes)
     out[y0:y1, x0:x1] = cv2.subtract(out[y0:y1, x0:x1], line_ink)
@@ -801,7 +821,7 @@ def _work_from_frame(image, polarity):
         low = floor
     threshold = low
     strong_level = max(floor, INK_RELATIVE * strong, PEAK_OVER_NOISE * noise)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _kernel((2, 2)))
+    mask = _closed(mask, (2, 2))
     work = _Work(image, paper, mask, ink, strong_level, float(strong), float(work_w) / w, float(work_h) / h, dark,
                  floor)
     return work, {"ink": ink, "mask": mask, "threshold": threshold, "dark": dark}
@@ -850,7 +870,8 @@ def _on_shadow_edge(work, box, peak):
     """True when the box is the blurred edge of a big shadow, which the 1/4-size paper estimate
     follows only roughly: the paper under it steps (lightest to darkest, as a fraction of the
     lightest) by more than SHADOW_EDGE x its darkest ink, and that ink is soft (its edges rise
-    less than SHADOW_SOFTNESS x its peak per pixel, at the 90th percentile). ``peak``: the box's
+    less than SHADOW_SOFTNESS x its peak per pixel, at the 90th percentile over its strokes and
+    their one-pixel rims, where a pen's edge is steepest). ``peak``: the box's
     darkest ink, which the caller has already measured. Pen strokes are darker
     than the paper step under them even on a shadow's edge, and faded ones still have sharp edges."""
     x, y, w, h = box
@@ -862,10 +883,11 @@ def _on_shadow_edge(work, box, peak):
     ink = work.ink[y : y + h, x : x + w]
     gx = cv2.Sobel(ink, cv2.CV_32F, 1, 0)
     gy = cv2.Sobel(ink, cv2.CV_32F, 0, 1)
-    inked = work.mask[y : y + h, x : x + w] > 0
-    if not inked.any():
+    inked = work.mask[y : y + h, x : x + w]
+    if not cv2.countNonZero(inked):
         return True
-    edges = cv2.magnitude(gx, gy)[inked]
+    # The strokes and their rims, where a pen's edge is steep (a stroke's core is flat).
+    edges = cv2.magnitude(gx, gy)[cv2.dilate(inked, _kernel((3, 3))) > 0]
     return float(np.percentile(edges, 90)) < SHADOW_SOFTNESS * peak
 
 
@@ -1084,7 +1106,7 @@ def _faint_candidates(work, found, min_h):
     mask = _lines_removed_unless_noise(low, work_w, work_h)
     if mask is None:
         return []
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _kernel((2, 2)))
+    mask = _closed(mask, (2, 2))
     if not cv2.countNonZero(cv2.erode(mask, _kernel((FAINT_GATE, 1)))):
         return []  # (on most ruled pages: the remnants of the rulings, no digit)
     faint = work._replace(mask=mask, strong_level=FAINT_PEAK * level)
