@@ -866,6 +866,11 @@ def _solid(work, box):
     return hull <= 0 or biggest >= SOLID_CONVEXITY * hull
 
 
+def _with_rims(inked):
+    """A box's stroke mask grown by one pixel: the strokes and their soft edges."""
+    return cv2.dilate(inked, _kernel((3, 3)))
+
+
 def _on_shadow_edge(work, box, peak):
     """True when the box is the blurred edge of a big shadow, which the 1/4-size paper estimate
     follows only roughly: the paper under it steps (lightest to darkest, as a fraction of the
@@ -886,8 +891,7 @@ def _on_shadow_edge(work, box, peak):
     inked = work.mask[y : y + h, x : x + w]
     if not cv2.countNonZero(inked):
         return True
-    # The strokes and their rims, where a pen's edge is steep (a stroke's core is flat).
-    edges = cv2.magnitude(gx, gy)[cv2.dilate(inked, _kernel((3, 3))) > 0]
+    edges = cv2.magnitude(gx, gy)[_with_rims(inked) > 0]  # (a stroke's core is flat: its rim is steep)
     return float(np.percentile(edges, 90)) < SHADOW_SOFTNESS * peak
 
 
@@ -1075,7 +1079,7 @@ def _stands_out(work, mask, box):
     if cv2.countNonZero(inked) > FAINT_FILL * w * h:
         return False
     ink = work.ink[y : y + h, x : x + w]
-    background = ink[cv2.dilate(inked, _kernel((3, 3))) == 0]
+    background = ink[_with_rims(inked) == 0]
     if background.size == 0:
         return False
     return float(ink.max()) >= FAINT_CONTRAST * (float(np.percentile(background, 90)) + 1.0)
