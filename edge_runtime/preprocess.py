@@ -174,6 +174,7 @@ STACKED_HEIGHT = 1.6  # a candidate this many times the frame's median height ma
 STACKED_TOUCH = 1  # ruled lines, one above the other: split at a middle row holding at most this many ink
 STACKED_PART = 0.6  # pixels (working size), into parts at least this x that median tall,
 STACKED_SHAPE = 0.8  # and at least this x as tall as wide (the halves of a broken 8 or 3 are wider)
+STACKED_ONE_SPAN = 1.9  # a part may be a 1 (a thin stroke) when the candidate spans this x the median
 MAX_STROKE = 3.6  # strokes thicker than this there (a marker on a small digit; MNIST's 98th-99th percentile)
 THICK_TARGET = 3.0  # are thinned to about this (its 94th percentile)
 
@@ -963,11 +964,12 @@ def _candidates(work, min_h, max_pieces=400, small_h=None):
     return out
 
 
-def split_touching(mask, box, depth=3):
+def split_touching(mask, box, depth=3, min_part=None):
     """Split a wide box of digits written close together at the emptiest column between them.
 
     Only boxes wider than SPLIT_WIDTH x their height are looked at, and only a column with
-    (almost) no ink, at least a narrow digit's width from either side, splits them.
+    (almost) no ink, at least a narrow digit's width from either side, splits them, into parts at
+    least ``min_part`` tall (default SPLIT_MIN_HEIGHT x the box's height).
     """
     x, y, w, h = box
     if depth <= 0 or w <= SPLIT_WIDTH * h:
@@ -976,16 +978,29 @@ def split_touching(mask, box, depth=3):
     side = max(2, int(SPLIT_SIDE * h))
     if w - 2 * side < 1:
         return [box]
-    cut = side + int(np.argmin(columns[side : w - side]))
+    cut = side + _widest_gap(columns[side : w - side])
     if columns[cut] > max(1, SPLIT_INK * h):
         return [box]
     halves = []
     for px, pw in ((x, cut), (x + cut, w - cut)):
-        rows = np.flatnonzero(cv2.reduce(mask[y : y + h, px : px + pw], 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel())
-        if rows.size == 0 or rows[-1] - rows[0] + 1 < SPLIT_MIN_HEIGHT * h:
+        half = _ink_box(mask, (px, y, pw, h))
+        if half is None or half[3] < (SPLIT_MIN_HEIGHT * h if min_part is None else min_part):
             return [box]  # a tail or a bar, not a whole digit: keep the box as one
-        halves.append((px, y + int(rows[0]), pw, int(rows[-1] - rows[0] + 1)))
-    return [part for half in halves for part in split_touching(mask, half, depth - 1)]
+        halves.append(half)
+    return [part for half in halves for part in split_touching(mask, half, depth - 1, min_part)]
+
+
+def _widest_gap(values):
+    """The index of the first minimum of ``values``, or where that is 0 (an empty column), the middle
+    of their longest run of zeros: the gap between two digits rather than a break inside one (a 9's
+    loop that does not reach its stem)."""
+    if values.min() > 0:
+        return int(np.argmin(values))
+    at_min = np.concatenate(([0], (values == 0).astype(np.int8), [0]))
+    edges = np.flatnonzero(np.diff(at_min))
+    starts, ends = edges[0::2], edges[1::2]
+    k = int(np.argmax(ends - starts))
+    return int((starts[k] + ends[k] - 1) // 2)
 
 
 def _trace(work, box, level):
@@ -1171,10 +1186,13 @@ def _split_stacked(mask, found, min_h):
     Only on frames with at least 3 candidates, for a candidate at least STACKED_HEIGHT x their
     median height: it is cut at its emptiest row in its middle 40 % when that row holds at most
     STACKED_TOUCH ink pixels, each part again while it is that tall, and each row into digits
-    written close together (``split_touching``). The split stands when every part is a whole digit
-    (``_whole_digit``): a big digit whose stroke broke (an 8's loops, a 7's bar and stem, a light 1)
-    has a part that is too small, too wide or a thin stroke. Measured on 10,755 frames of other
-    kinds: no box changes but two big fine-pen digits (now found whole)."""
+    written close together (``split_touching``), down to parts STACKED_PART x the median tall. Strokes
+    that run out of the candidate's box (a neighbour's sliver in its corner) are left out of the cut.
+    The split stands when every part is a whole digit (``_whole_digit``): a big digit whose stroke
+    broke (an 8's loops, a 7's bar and stem, a light 1) has a part that is too small, too wide or a
+    thin stroke. When the candidate spans two lines (STACKED_ONE_SPAN x the median), a part may also
+    be a 1 (``_thin_one``) beside at least one whole digit. Measured on 10,755 frames of other kinds:
+    no box changes but two big fine-pen digits (now found whole)."""
     if len(found) < 3:
         return found
     heights = sorted(item[0][3] for item in found)
@@ -1183,11 +1201,33 @@ def _split_stacked(mask, found, min_h):
     out = []
     for item in found:
         box = item[0]
-        parts = _stacked_parts(mask, box, STACKED_HEIGHT * typical) if box[3] >= STACKED_HEIGHT * typical else [box]
-        if len(parts) < 2 or not all(_whole_digit(part, part_h) for part in parts):
+        parts = [box]
+        if box[3] >= STACKED_HEIGHT * typical:
+            parts = _stacked_parts(_without_neighbours(mask, box), box, STACKED_HEIGHT * typical, part_h)
+        one_h = part_h if box[3] >= STACKED_ONE_SPAN * typical else float("inf")
+        whole = [part for part in parts if _whole_digit(part, part_h)]
+        if len(parts) < 2 or not whole or not all(p in whole or _thin_one(p, one_h) for p in parts):
             out.append(item)
         else:
             out.extend((part, item[1], item[2]) for part in parts)
+    return out
+
+
+def _without_neighbours(mask, box):
+    """A copy of ``mask`` in which, inside ``box``, the strokes that run out of it are cleared: the
+    slivers of neighbouring digits that a merged box's corners take in (a 7's bar beside a row)."""
+    x, y, w, h = box
+    height, width = mask.shape
+    x0, y0, x1, y1 = max(0, x - 1), max(0, y - 1), min(width, x + w + 1), min(height, y + h + 1)
+    _, labels = cv2.connectedComponents(mask[y0:y1, x0:x1], connectivity=8)
+    ring = labels.copy()
+    ring[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = 0
+    leaving = np.unique(ring[ring > 0])
+    if leaving.size == 0:
+        return mask
+    out = mask.copy()
+    inner = out[y : y + h, x : x + w]
+    inner[np.isin(labels[y - y0 : y - y0 + h, x - x0 : x - x0 + w], leaving)] = 0
     return out
 
 
@@ -1197,21 +1237,30 @@ def _whole_digit(box, part_h):
     return box[3] >= part_h and box[3] >= STACKED_SHAPE * box[2] and box[2] > THIN_STROKE * box[3]
 
 
-def _stacked_parts(mask, box, tall):
+def _thin_one(box, one_h):
+    """A part of a split that is a 1: a thin stroke (THIN_STROKE) at least ``one_h`` tall."""
+    return box[3] >= one_h and MIN_WIDTH_PX <= box[2] <= THIN_STROKE * box[3]
+
+
+def _stacked_parts(mask, box, tall, part_h):
     """``box`` cut at its emptiest middle row into rows (each part cut again while ``tall`` or taller:
-    parts only shrink), each row split into the digits written close together (``split_touching``)."""
+    parts only shrink), each row split into the digits written close together (``split_touching``),
+    down to ``part_h`` tall (a small digit beside a big one on its line)."""
     x, y, w, h = box
     rows = cv2.reduce(mask[y : y + h, x : x + w], 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() // 255
     lo, hi = int(0.3 * h), int(np.ceil(0.7 * h))
     cut = lo + int(np.argmin(rows[lo:hi])) if hi > lo else lo
     if hi <= lo or rows[cut] > STACKED_TOUCH:
-        return split_touching(mask, box)
+        return split_touching(mask, box, min_part=min(SPLIT_MIN_HEIGHT * h, part_h))
     parts = []
     for py, ph in ((y, cut), (y + cut + 1, h - cut - 1)):
         part = _ink_box(mask, (x, py, w, ph))
         if part is None:
             return [box]
-        parts.extend(_stacked_parts(mask, part, tall) if part[3] >= tall else split_touching(mask, part))
+        if part[3] >= tall:
+            parts.extend(_stacked_parts(mask, part, tall, part_h))
+        else:
+            parts.extend(split_touching(mask, part, min_part=min(SPLIT_MIN_HEIGHT * part[3], part_h)))
     return parts
 
 
