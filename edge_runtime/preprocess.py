@@ -1192,7 +1192,8 @@ def _split_stacked(mask, found, min_h):
     broke (an 8's loops, a 7's bar and stem, a light 1) has a part that is too small, too wide or a
     thin stroke. When the candidate spans two lines (STACKED_ONE_SPAN x the median), a part may also
     be a 1 (``_thin_one``) beside at least one whole digit. Measured on 10,755 frames of other kinds:
-    no box changes but two big fine-pen digits (now found whole)."""
+    no box changes but two big fine-pen digits (now found whole); the sliver, gap and 1 rules
+    (docs/benchmarks.md, "Stacked rows, second pass") change no score outside the notebook pages."""
     if len(found) < 3:
         return found
     heights = sorted(item[0][3] for item in found)

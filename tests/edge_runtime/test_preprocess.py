@@ -766,8 +766,8 @@ def test_a_big_digit_whose_stroke_broke_is_not_split_into_two_rows(case, monkeyp
     row stays one box, because one of its parts is a thin stroke: a 7's stem under its bar (1.8 x
     their height: not two lines of digits, where a part may be a 1), a light 1 in two pieces (twice
     their height: no part is a whole digit). Without the whole-digit check of the parts, each is cut
-    in two. (A 7 that broke like this spanning two lines' height, 1.9 x, is cut into its top and a 1:
-    the price of finding the 1s in rows written on neighbouring rulings.)"""
+    in two. (A 7 that broke like this at 2.2 x their height, two lines' worth, is cut into its top and
+    a 1: the price of finding the 1s in rows written on neighbouring rulings.)"""
     frame = np.full((240, 320, 3), 240, np.uint8)
     for x in (20, 60, 100):  # three small "0"s, 40 px tall
         cv2.ellipse(frame, (x + 10, 120), (10, 19), 0, 0, 360, (20, 20, 20), 3)
