@@ -101,6 +101,7 @@ FAINT_PIECE = 0.7  # or, pieces whose darkest ink is under this x the frame's st
 RETRACE_FAINT_GROWTH = 6.0  # fragments), to this many times,
 RETRACE_STEPS = 3  # following strokes that leave the window through at most this many more windows
 INK_LOW = 0.45  # and its strokes are traced down to this fraction
+NEIGHBOUR_SHARE = 0.2  # a re-trace taking in this much of another candidate's box (not most of it) is not kept
 STRONG_INK_QUANTILE = 0.997
 MIN_DIGIT_FRACTION = 0.03  # min digit height as a fraction of the shorter frame side
 MIN_DIGIT_PX = 10  # and never below this many full-resolution pixels
@@ -1072,12 +1073,26 @@ def _retrace(work, found, sure_h=0):
             and not _at_border(new, work_w, work_h)
             and _inside(new, window)  # not running out of the window
             and (nw <= SPLIT_WIDTH * nh or nw <= w)  # not grown sideways into its neighbour
+            and not _grown_into(new, box, found)
         )
         if plausible:
             out.append((new, touching, ink_pixels))
         elif h >= sure_h:
             out.append((box, contours, ink_pixels))
     return _drop_duplicates(out)
+
+
+def _grown_into(new, box, found):
+    """The re-trace ``new`` of ``box`` took in part of another candidate: at least NEIGHBOUR_SHARE of its
+    box more than ``box`` did, but not most of it (a piece of the same digit, dropped as a duplicate)."""
+    for other, _contours, _pixels in found:
+        area = other[2] * other[3]
+        if other == box or area == 0:
+            continue
+        covered = _overlap(new, other)
+        if covered < 0.5 * area and covered - _overlap(box, other) >= NEIGHBOUR_SHARE * area:
+            return True
+    return False
 
 
 def _peak(work, box):
