@@ -10,10 +10,14 @@ importer reading our ONNX) and the accuracy on the recorded scenes.
 import json
 import os
 import subprocess
+import sys
 
+import numpy as np
 import pytest
 
+from edge_runtime import preprocess as pp
 from edge_runtime import scenes as sc
+from edge_runtime.synthetic import SyntheticCamera
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = os.environ.get("JETSON_STACK_PYTHON")
@@ -61,3 +65,31 @@ def test_recorded_scenes_with_opencv_411(tmp_path, effect, target):
         correct += match.correct
     accuracy = correct / float(true_digits)
     assert accuracy >= target, "%s: %d/%d = %.4f" % (effect, correct, true_digits, accuracy)
+
+
+BOXES_UNDER_PY36 = """
+import json, sys
+import numpy as np
+from edge_runtime import preprocess as pp
+frames = np.load(sys.argv[1])["frames"]
+print(json.dumps([[list(map(int, box)) for box in pp.digits_from_frame(f).boxes] for f in frames]))
+"""
+
+
+def test_detection_finds_the_same_boxes_under_the_nano_stack(tmp_path):
+    """Notebook pages whose rows merged (the stacked split: connected components, np.isin, the widest
+    gap) and synthetic camera frames: numpy 1.19 and OpenCV 4.1.1 give exactly the boxes of today's."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import stress_detection as sd
+
+    frames = [sd.notebook_scene(SyntheticCamera(seed=7, effects="camera"), np.random.RandomState(7000 + page))[0]
+              for page in (16, 53, 62, 80, 107, 137, 143, 147)]
+    camera = SyntheticCamera(seed=8, effects="camera")
+    frames += [camera.render(i)[0] for i in range(8)]
+    np.savez_compressed(str(tmp_path / "frames.npz"), frames=np.stack(frames))
+    proc = subprocess.run([PYTHON, "-c", BOXES_UNDER_PY36, str(tmp_path / "frames.npz")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    today = [[list(map(int, box)) for box in pp.digits_from_frame(f).boxes] for f in frames]
+    assert sum(len(boxes) for boxes in today) > 100
+    assert json.loads(proc.stdout) == today
