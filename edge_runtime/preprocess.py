@@ -159,6 +159,7 @@ QUIET_NOISE = 12.0  # at most this (a median difference of 1) is a quiet frame, 
 QUIET_FLOOR = 0.10  # drops to this instead (faded ink, a light pencil), unless that makes specks
 PEAK_OVER_NOISE = 1.75  # on a frame that measures the noise, a digit's darkest ink reaches this x that measure
 BORDER_PX = 3  # at the working size: components this close to the edge are cut by it
+THIN_ROWS = 3  # ...unless cutting their horizontal runs under this many rows tall (a ruling's stub) frees them
 MIN_STROKE = 1.4  # strokes thinner than this in the model's box (a fine pen on a big digit) are grown
 STROKE_TARGET = 2.0  # to about this width there (MNIST's median ``stroke_width``; 1.4 is its 5th percentile)
 STROKE_CORE = 0.5  # (only ink at least this fraction of the crop's peak grows)
@@ -922,9 +923,14 @@ def _candidates(work, min_h, max_pieces=400, small_h=None):
         return []
     speck = max(2, int(0.12 * min_h))
     pieces, piece_contours = [], []
-    for contour in contours:
+    queue = [(contour, True) for contour in contours]
+    for contour, may_cut in queue:  # (grows while it is read: the pieces cut off the border)
         box = cv2.boundingRect(contour)
-        if max(box[2], box[3]) < speck or box[3] > MAX_DIGIT_FRACTION * work_h or _at_border(box, work_w, work_h):
+        if max(box[2], box[3]) < speck or box[3] > MAX_DIGIT_FRACTION * work_h:
+            continue
+        if _at_border(box, work_w, work_h):
+            if may_cut:
+                queue.extend((piece, False) for piece in _without_thin_rows(work.mask, contour, box))
             continue
         if box[3] <= 2 and box[2] >= DASH_LENGTH * box[3]:
             continue  # a stub of a ruled line, not part of a digit
@@ -963,6 +969,22 @@ def _candidates(work, min_h, max_pieces=400, small_h=None):
         contours = [piece_contours[g] for g in group]
         out.extend((part, contours, ink_pixels) for part in split_touching(work.mask, box))
     return out
+
+
+def _without_thin_rows(mask, contour, box):
+    """The contours of a component touching the frame's edge once its horizontal runs under
+    THIN_ROWS pixels tall are cut, when that leaves nothing at the edge: a ruling's stub, darker near
+    the edge than the line removal's threshold lets it see, joined a digit to the edge (which rules
+    the digit out). A digit the frame cuts keeps a stroke at the edge and stays out: [] then."""
+    x, y, w, h = box
+    height, width = mask.shape
+    own = np.zeros((h, w), np.uint8)
+    cv2.drawContours(own, [contour], -1, 255, -1, offset=(-x, -y))
+    own = _opened(cv2.bitwise_and(own, mask[y : y + h, x : x + w]), (THIN_ROWS, 1))
+    pieces = cv2.findContours(own, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x, y))[-2]
+    if any(_at_border(cv2.boundingRect(piece), width, height) for piece in pieces):
+        return []
+    return pieces
 
 
 def split_touching(mask, box, depth=3, min_part=None):

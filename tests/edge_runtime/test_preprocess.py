@@ -863,3 +863,25 @@ def test_a_1_whose_re_trace_reaches_into_the_5_beside_it_keeps_its_own_box(monke
     monkeypatch.setattr(pp, "NEIGHBOUR_SHARE", float("inf"))
     right, boxes, one_iou = found()
     assert right == 11 and one_iou < 0.3
+
+
+def test_a_digit_joined_to_the_frame_edge_by_a_ruling_stub_is_found(monkeypatch):
+    """synthetic://?seed=9&effects=camera, frame 298: a big 8 near the left edge, crossed by rulings
+    that are dark enough to be ink only between the edge and the 8, too short there for the line
+    removal. The stub joined the 8 to the frame's edge, where a digit is taken as cut off by it; the
+    component's rows under THIN_ROWS tall are cut, and the 8 stands clear of the edge."""
+    frame, truth = SyntheticCamera(seed=9, effects="camera").render(298)
+    eight = [t["bbox"] for t in truth if t["digit"] == 8]
+    assert eight == [[19, 271, 55, 80]]
+    assert best_iou(eight[0], pp.digits_from_frame(frame, PRE).boxes) >= 0.8
+    monkeypatch.setattr(pp, "_without_thin_rows", lambda mask, contour, box: [])
+    assert best_iou(eight[0], pp.digits_from_frame(frame, PRE).boxes) == 0.0
+
+
+def test_a_digit_the_frame_cuts_stays_out_when_its_thin_rows_are_cut():
+    """Recorded scene clean_059: a 9 cut by the right edge. Cutting its thin rows frees its loop from
+    the edge, but the stem still touches it: the digit is one the frame cuts, and no box is made
+    for its loop (only the 4 true digits are found)."""
+    scene = [s for s in load_scenes(os.path.join(ROOT, "tests", "data", "scenes")) if s.path.endswith("clean_059.jpg")]
+    boxes = pp.digits_from_frame(load_frame(scene[0]), PRE).boxes
+    assert len(boxes) == 4 and min(best_iou(t["bbox"], boxes) for t in scene[0].truth) >= 0.8, boxes
