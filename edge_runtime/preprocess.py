@@ -1252,8 +1252,8 @@ def _split_stacked(mask, found, min_h):
 
 
 def _without_neighbours(mask, box):
-    """A copy of ``mask`` in which, inside ``box``, the strokes that run out of it are cleared: the
-    slivers of neighbouring digits that a merged box's corners take in (a 7's bar beside a row)."""
+    """``mask`` with the strokes that run out of ``box`` cleared inside it (a copy; ``mask`` itself when
+    none do): the slivers of neighbouring digits that a merged box's corners take in (a 7's bar)."""
     x, y, w, h = box
     height, width = mask.shape
     x0, y0, x1, y1 = max(0, x - 1), max(0, y - 1), min(width, x + w + 1), min(height, y + h + 1)
