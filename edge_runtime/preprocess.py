@@ -101,6 +101,7 @@ FAINT_PIECE = 0.7  # or, pieces whose darkest ink is under this x the frame's st
 RETRACE_FAINT_GROWTH = 6.0  # fragments), to this many times,
 RETRACE_STEPS = 3  # following strokes that leave the window through at most this many more windows
 INK_LOW = 0.45  # and its strokes are traced down to this fraction
+RULING_REACH = 2  # or that grows to both sides, this far beyond its box, only through thin rows (a ruling)
 NEIGHBOUR_SHARE = 0.2  # a re-trace taking in this much of another candidate's box (not most of it) is not kept
 STRONG_INK_QUANTILE = 0.997
 MIN_DIGIT_FRACTION = 0.03  # min digit height as a fraction of the shorter frame side
@@ -1096,12 +1097,29 @@ def _retrace(work, found, sure_h=0):
             and _inside(new, window)  # not running out of the window
             and (nw <= SPLIT_WIDTH * nh or nw <= w)  # not grown sideways into its neighbour
             and not _grown_into(new, box, found)
+            and not _grown_along_a_ruling(new, touching, box)
         )
         if plausible:
             out.append((new, touching, ink_pixels))
         elif h >= sure_h:
             out.append((box, contours, ink_pixels))
     return _drop_duplicates(out)
+
+
+def _grown_along_a_ruling(new, contours, box):
+    """The re-trace ``new`` (its ``contours``) of ``box`` grew only sideways, to both sides, and only
+    through rows under THIN_ROWS tall: the ruling that crosses a bold digit, whose ink reaches the
+    re-trace's level near it. (A lost bar grows to one side, a lost stem grows the box's height.)"""
+    x, y, w, h = box
+    nx, ny, nw, nh = new
+    reach = RULING_REACH  # (the strokes re-trace a little fatter than the box)
+    if nx >= x - reach or nx + nw <= x + w + reach or ny < y - reach or ny + nh > y + h + reach:
+        return False
+    region = np.zeros((nh, nw), np.uint8)
+    cv2.drawContours(region, contours, -1, 255, -1, offset=(-nx, -ny))
+    region = _opened(region, (THIN_ROWS, 1))
+    left, right = region[:, : x - nx - reach], region[:, x + w - nx + reach :]
+    return not cv2.countNonZero(left) and not cv2.countNonZero(right)
 
 
 def _grown_into(new, box, found):

@@ -885,3 +885,26 @@ def test_a_digit_the_frame_cuts_stays_out_when_its_thin_rows_are_cut():
     scene = [s for s in load_scenes(os.path.join(ROOT, "tests", "data", "scenes")) if s.path.endswith("clean_059.jpg")]
     boxes = pp.digits_from_frame(load_frame(scene[0]), PRE).boxes
     assert len(boxes) == 4 and min(best_iou(t["bbox"], boxes) for t in scene[0].truth) >= 0.8, boxes
+
+
+@pytest.mark.parametrize("seed, index, one", [(7, 202, [106, 347, 13, 52]), (8, 265, [85, 99, 7, 42])])
+def test_a_bold_1_crossed_by_rulings_is_not_re_traced_along_them(seed, index, one, monkeypatch):
+    """synthetic://?effects=camera frames where a bold 1 crosses rulings dark enough, near it, to reach
+    the re-trace's level (30 % of the 1's darkest ink): the re-trace grew along them to both sides
+    and the box, three times as wide as the 1, missed it (IoU under 0.3). A re-trace that grows only
+    sideways, to both sides, through rows under 3 pixels tall keeps the 1's own box."""
+    frame, truth = SyntheticCamera(seed=seed, effects="camera").render(index)
+    assert one in [t["bbox"] for t in truth if t["digit"] == 1]
+    assert best_iou(one, pp.digits_from_frame(frame, PRE).boxes) >= 0.45
+    monkeypatch.setattr(pp, "_grown_along_a_ruling", lambda new, contours, box: False)
+    assert best_iou(one, pp.digits_from_frame(frame, PRE).boxes) < 0.3
+
+
+def test_a_faint_stem_found_by_the_re_trace_is_kept_despite_the_rulings_beside_it():
+    """synthetic://?seed=9&effects=camera frame 173: a faint 9 whose stem only the re-trace finds, with
+    ruling stubs beside its loop. The re-trace grew the box's height, so it is a stroke, not a
+    ruling: the 9's box keeps its stem (IoU 0.59; without it, 0.43)."""
+    frame, truth = SyntheticCamera(seed=9, effects="camera").render(173)
+    nine = [57, 23, 29, 54]
+    assert nine in [t["bbox"] for t in truth if t["digit"] == 9]
+    assert best_iou(nine, pp.digits_from_frame(frame, PRE).boxes) >= 0.55
