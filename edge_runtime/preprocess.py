@@ -694,6 +694,14 @@ def _full_resolution_ink(work, x0, y0, x1, y1):
     return ink_from_gray(gray, paper)
 
 
+def _filled(contours, box):
+    """uint8 mask of ``box`` (x, y, w, h) with the ``contours`` (frame coordinates) drawn filled."""
+    x, y, w, h = box
+    out = np.zeros((h, w), np.uint8)
+    cv2.drawContours(out, contours, -1, 255, -1, offset=(-x, -y))
+    return out
+
+
 def _crop_for_digit(work, contours, box, enough_pixels):
     """White-on-black uint8 crop of one digit, cut to its own strokes.
 
@@ -706,8 +714,7 @@ def _crop_for_digit(work, contours, box, enough_pixels):
     x0, y0 = max(0, bx - pad), max(0, by - pad)
     x1, y1 = min(ww, bx + bw + pad), min(wh, by + bh + pad)
     # The digit's own strokes (filled outlines at the working size), grown a little for soft edges.
-    own = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    cv2.drawContours(own, contours, -1, 255, -1, offset=(-x0, -y0))
+    own = _filled(contours, (x0, y0, x1 - x0, y1 - y0))
     # Only the strokes inside the box (a digit split off its neighbour shares their outline).
     own[:, : max(0, bx - x0 - 1)] = 0
     own[:, bx - x0 + bw + 1 :] = 0
@@ -979,9 +986,7 @@ def _without_thin_rows(mask, contour, box):
     the digit out). A digit the frame cuts keeps a stroke at the edge and stays out: [] then."""
     x, y, w, h = box
     height, width = mask.shape
-    own = np.zeros((h, w), np.uint8)
-    cv2.drawContours(own, [contour], -1, 255, -1, offset=(-x, -y))
-    own = _opened(cv2.bitwise_and(own, mask[y : y + h, x : x + w]), (THIN_ROWS, 1))
+    own = _opened(cv2.bitwise_and(_filled([contour], box), mask[y : y + h, x : x + w]), (THIN_ROWS, 1))
     pieces = cv2.findContours(own, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x, y))[-2]
     if any(_at_border(cv2.boundingRect(piece), width, height) for piece in pieces):
         return []
@@ -1115,9 +1120,7 @@ def _grown_along_a_ruling(new, contours, box):
     reach = RULING_REACH  # (the strokes re-trace a little fatter than the box)
     if nx >= x - reach or nx + nw <= x + w + reach or ny < y - reach or ny + nh > y + h + reach:
         return False
-    region = np.zeros((nh, nw), np.uint8)
-    cv2.drawContours(region, contours, -1, 255, -1, offset=(-nx, -ny))
-    region = _opened(region, (THIN_ROWS, 1))
+    region = _opened(_filled(contours, new), (THIN_ROWS, 1))
     left, right = region[:, : x - nx - reach], region[:, x + w - nx + reach :]
     return not cv2.countNonZero(left) and not cv2.countNonZero(right)
 
@@ -1125,6 +1128,8 @@ def _grown_along_a_ruling(new, contours, box):
 def _grown_into(new, box, found):
     """The re-trace ``new`` of ``box`` took in part of another candidate: at least NEIGHBOUR_SHARE of its
     box more than ``box`` did, but not most of it (a piece of the same digit, dropped as a duplicate)."""
+    if _overlap(new, box) == new[2] * new[3]:
+        return False  # (most re-traces: no bigger than the box)
     for other, _contours, _pixels in found:
         area = other[2] * other[3]
         if other == box or area == 0:
@@ -1257,9 +1262,10 @@ def _split_stacked(mask, found, min_h):
     out = []
     for item in found:
         box = item[0]
-        parts = [box]
-        if box[3] >= STACKED_HEIGHT * typical:
-            parts = _stacked_parts(_without_neighbours(mask, box), box, STACKED_HEIGHT * typical, part_h)
+        if box[3] < STACKED_HEIGHT * typical:
+            out.append(item)
+            continue
+        parts = _stacked_parts(_without_neighbours(mask, box), box, STACKED_HEIGHT * typical, part_h)
         one_h = part_h if box[3] >= STACKED_ONE_SPAN * typical else float("inf")
         whole = [part for part in parts if _whole_digit(part, part_h)]
         if len(parts) < 2 or not whole or not all(p in whole or _thin_one(p, one_h) for p in parts):

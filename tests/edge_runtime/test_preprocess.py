@@ -58,6 +58,22 @@ def best_iou(box, boxes):
     return max([iou(box, b) for b in boxes] or [0.0])
 
 
+def digits_matched(boxes, truth):
+    """How many true digits (scene dicts) one of ``boxes`` matches with IoU >= 0.3."""
+    return sum(best_iou(t["bbox"], boxes) >= 0.3 for t in truth)
+
+
+def digits_found(frame, truth):
+    """``digits_matched`` for the boxes found in ``frame``."""
+    return digits_matched(pp.digits_from_frame(frame, PRE).boxes, truth)
+
+
+def notebook_page(page):
+    """(frame, truth): page ``page`` of the stress case "digits written on the lines of a ruled
+    notebook", camera, seed 7 (``scripts/stress_detection.py``)."""
+    return sd.notebook_scene(SyntheticCamera(seed=7, effects="camera"), np.random.RandomState(7000 + page))
+
+
 # --------------------------------------------------------------------------
 # normalize_digit
 # --------------------------------------------------------------------------
@@ -749,15 +765,11 @@ def test_a_row_of_digits_swallowed_by_a_stacked_pair_is_split_into_its_digits(mo
     7, page 16) where stacked digits merged and swallowed the digits beside them: 10 of its 14 digits
     found without the split, all 14 with it (rows cut at their empty rows, each row split into its
     digits)."""
-    frame, truth = sd.notebook_scene(SyntheticCamera(seed=7, effects="camera"), np.random.RandomState(7016))
+    frame, truth = notebook_page(16)
 
-    def found():
-        boxes = pp.digits_from_frame(frame, PRE).boxes
-        return sum(best_iou(t["bbox"], boxes) >= 0.3 for t in truth)
-
-    assert len(truth) == 14 and found() == 14
+    assert len(truth) == 14 and digits_found(frame, truth) == 14
     monkeypatch.setattr(pp, "STACKED_HEIGHT", 99.0)  # no split
-    assert found() == 10
+    assert digits_found(frame, truth) == 10
 
 
 @pytest.mark.parametrize("case", ["broken 7", "broken 1"])
@@ -804,18 +816,14 @@ def test_rows_a_stacked_merge_swallowed_split_past_a_neighbours_sliver_and_a_bro
     an 8's foot almost touches the 4 below it, and the merged box takes in the end of the next 7's bar
     and a 9 whose loop does not reach its stem. All 17 digits are found; with the 7's sliver left in
     the split's mask, or a cut at the first empty column (inside the 9), 13."""
-    frame, truth = sd.notebook_scene(SyntheticCamera(seed=7, effects="camera"), np.random.RandomState(7107))
+    frame, truth = notebook_page(107)
 
-    def found():
-        boxes = pp.digits_from_frame(frame, PRE).boxes
-        return sum(best_iou(t["bbox"], boxes) >= 0.3 for t in truth)
-
-    assert len(truth) == 17 and found() == 17
+    assert len(truth) == 17 and digits_found(frame, truth) == 17
     with monkeypatch.context() as patch:
         patch.setattr(pp, "_without_neighbours", lambda mask, box: mask)
-        assert found() == 13
+        assert digits_found(frame, truth) == 13
     monkeypatch.setattr(pp, "_widest_gap", lambda values: int(np.argmin(values)))
-    assert found() == 13
+    assert digits_found(frame, truth) == 13
 
 
 @pytest.mark.parametrize("page, without", [(53, 12), (137, 11), (143, 12)])
@@ -823,15 +831,11 @@ def test_a_1_among_stacked_rows_does_not_keep_them_merged(page, without, monkeyp
     """Notebook pages (camera, seed 7) where rows on neighbouring rulings merged and one of the parts is
     a 1 (a thin stroke): the split stands, since the merge spans two lines (STACKED_ONE_SPAN x the
     median height). Without the 1 allowed among the parts, the merged rows stay one box."""
-    frame, truth = sd.notebook_scene(SyntheticCamera(seed=7, effects="camera"), np.random.RandomState(7000 + page))
+    frame, truth = notebook_page(page)
 
-    def found():
-        boxes = pp.digits_from_frame(frame, PRE).boxes
-        return sum(best_iou(t["bbox"], boxes) >= 0.3 for t in truth)
-
-    assert found() == len(truth)
+    assert digits_found(frame, truth) == len(truth)
     monkeypatch.setattr(pp, "STACKED_ONE_SPAN", float("inf"))
-    assert found() == without
+    assert digits_found(frame, truth) == without
 
 
 def test_a_big_9_whose_stem_broke_stays_one_digit(monkeypatch):
@@ -850,13 +854,13 @@ def test_a_1_whose_re_trace_reaches_into_the_5_beside_it_keeps_its_own_box(monke
     lower level the 1's strokes join the bar, and its box grew over the right half of the 5 (a false
     box, the 1 missed). A re-trace that takes in part of another candidate's box is not kept: all 12
     digits found, 12 boxes."""
-    frame, truth = sd.notebook_scene(SyntheticCamera(seed=7, effects="camera"), np.random.RandomState(7147))
+    frame, truth = notebook_page(147)
     one = (81, 398, 6, 41)
     assert [t["bbox"] for t in truth if t["digit"] == 1] == [list(one)]
 
     def found():
         boxes = pp.digits_from_frame(frame, PRE).boxes
-        return sum(best_iou(t["bbox"], boxes) >= 0.3 for t in truth), len(boxes), best_iou(one, boxes)
+        return digits_matched(boxes, truth), len(boxes), best_iou(one, boxes)
 
     right, boxes, one_iou = found()
     assert (right, boxes) == (12, 12) and one_iou >= 0.6
