@@ -28,9 +28,11 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    longer than 30 % of the width (60 % of the height) are found at half size after
    smearing along the line (bridges breaks and a pixel of slant) and removed, except
    the pixels of pen strokes that cross them (long runs across the line).
-6. Pieces: external contours. Pieces of one digit (a stroke with a gap, a 5's
-   detached bar, halves of a broken 3 or 8) are merged by box rules: overlapping
-   boxes, stacked pieces sharing their x-range and nearly touching, a small
+6. Pieces: the outer outlines of the mask's components, those inside another's hole included,
+   less the enclosures (a circle or a box drawn around a digit: a component with one at least
+   40 % of its hole's height inside a hole; only the outermost outlines hid the digit).
+   Pieces of one digit (a stroke with a gap, a 5's detached bar, halves of a broken 3
+   or 8) are merged by box rules: overlapping boxes, stacked pieces sharing their x-range and nearly touching, a small
    fragment close to a big piece, two thin pieces of one slanted stroke (a light
    1 broken by the threshold, ends at most a pixel apart sideways), or a flat bar
    floating up to a third of the body's height above and right of it (a 5's top
@@ -101,6 +103,8 @@ FAINT_PIECE = 0.7  # or, pieces whose darkest ink is under this x the frame's st
 RETRACE_FAINT_GROWTH = 6.0  # fragments), to this many times,
 RETRACE_STEPS = 3  # following strokes that leave the window through at most this many more windows
 INK_LOW = 0.45  # and its strokes are traced down to this fraction
+NESTED_SHARE = 0.4  # a component with another at least this x as tall as the hole it lies in encloses it
+ENCLOSED = 0.5  # (in a re-trace, the one inside is also at least this x the candidate's height)
 RULING_REACH = 2  # or that grows to both sides, this far beyond its box, only through thin rows (a ruling)
 NEIGHBOUR_SHARE = 0.2  # a re-trace taking in this much of another candidate's box (not most of it) is not kept
 STRONG_INK_QUANTILE = 0.997
@@ -920,13 +924,44 @@ def _several_digits(height, piece_heights, min_h):
     return height > MERGED_MAX_SPAN * max(piece_heights)
 
 
+def _outlines(mask, nested_h, offset=(0, 0)):
+    """The outer outlines of ``mask``'s components, those inside another's hole included, less the
+    enclosures: components with one inside a hole that is at least ``nested_h`` and NESTED_SHARE x
+    that hole's height tall (a circle or a box drawn around a digit). With only the outermost
+    outlines, an enclosure hid the digits inside it. A digit's counter holds at most a speck."""
+    found = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE, offset=offset)
+    contours, hierarchy = found[-2], found[-1]  # OpenCV 3 returns 3 values, OpenCV 4 two
+    if hierarchy is None:
+        return []
+    parents = [link[3] for link in hierarchy[0].tolist()]  # (plain lists: a frame has few contours)
+    nested = [i for i, parent in enumerate(parents) if parent >= 0 and parents[parent] >= 0]
+    if not nested:  # (most frames: holes, but nothing inside them)
+        return [contour for contour, parent in zip(contours, parents) if parent < 0]  # noqa: B905
+    depth = [_depth(parents, i) for i in range(len(parents))]
+    enclosures = set()
+    for i in nested:
+        if depth[i] % 2:
+            continue  # (a hole in a component that lies in a hole)
+        inner_h, hole_h = cv2.boundingRect(contours[i])[3], cv2.boundingRect(contours[parents[i]])[3]
+        if inner_h >= nested_h and inner_h >= NESTED_SHARE * hole_h:
+            enclosures.add(parents[parents[i]])
+    return [contour for i, contour in enumerate(contours) if depth[i] % 2 == 0 and i not in enclosures]
+
+
+def _depth(parents, i):
+    """How many outlines enclose outline ``i`` (``parents``: the hierarchy's parent links)."""
+    depth = 0
+    while parents[i] >= 0:
+        i, depth = parents[i], depth + 1
+    return depth
+
+
 def _candidates(work, min_h, max_pieces=400, small_h=None):
     """Digit-shaped groups of contours at the working size: [(box, contours, ink pixels)]; ``small_h``
     (default ``min_h``) is the smallest height a candidate may have."""
     small_h = min_h if small_h is None else small_h
     work_h, work_w = work.mask.shape
-    found = cv2.findContours(work.mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    contours = found[-2]  # OpenCV 3 returns 3 values, OpenCV 4 two
+    contours = _outlines(work.mask, small_h)
     if not contours:
         return []
     speck = max(2, int(0.12 * min_h))
@@ -1042,7 +1077,7 @@ def _trace(work, box, level):
     x1, y1 = min(work_w, x + w + grow), min(work_h, y + h + h // 2)
     _, region = cv2.threshold(work.ink[y0:y1, x0:x1], level, 255, 0)
     region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, _kernel((3, 3)))
-    traced = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))[-2]
+    traced = _outlines(region, ENCLOSED * h, offset=(x0, y0))
     touching = [c for c in traced if _overlap(cv2.boundingRect(c), box) > 0]
     if not touching:
         return None, None, (x0, y0, x1, y1)

@@ -22,6 +22,8 @@ or the page turned by 10 or 20 degrees either way (shrunk to 3/4 to stay in the 
 model learned digits turned by up to 10 degrees). "Digits written on the lines of a ruled notebook"
 fills 2-4 rows on a page ruled every 34-52 px with digits 60-90 % of the spacing tall, each on its
 ruling, rows often on neighbouring lines (a digit's top nearly touching the foot of the one above).
+"Digits circled or boxed in pen" draws an ellipse or a rectangle around each of 2-4 ``synthetic://``
+digits, in the digit's own ink (an enclosure may touch its digit or cross a neighbour's).
 "A page seen from afar" renders ``synthetic://`` frames at 3x the size with 6-12 digits and shrinks them to 640x480:
 digits 11-43 px tall (detection looks for 2.5 % of the frame and more: 12 px). Blank pages (camera
 effects: shadows, rulings, coloured paper, no digits) count the boxes found where there is
@@ -221,6 +223,31 @@ def notebook_scene(source, rng, spacing=(34, 52)):
     return (jpeg(frame, int(rng.randint(45, 90))) if camera else frame), truth
 
 
+def enclosed(frame, truth, rng):
+    """Each digit circled or boxed in its own pen, as people mark answers: an ellipse 1.35x its box
+    plus 3-8 px, or a rectangle 12-30 % of its size away from it, 1-3 px wide, either at random."""
+    out = frame.copy()
+    for t in truth:
+        x, y, w, h = t["bbox"]
+        pen = tuple(int(v) for v in frame[y : y + h, x : x + w].reshape(-1, 3).min(axis=0))  # its ink's colour
+        thickness = int(rng.integers(1, 4))
+        if rng.random() < 0.5:
+            axes = tuple(int(round(0.675 * side + rng.integers(3, 9))) for side in (w, h))
+            cv2.ellipse(out, (x + w // 2, y + h // 2), axes, 0, 0, 360, pen, thickness, cv2.LINE_AA)
+        else:
+            margin = int(round(rng.uniform(0.12, 0.3) * max(w, h))) + 2
+            cv2.rectangle(out, (x - margin, y - margin), (x + w + margin, y + h + margin), pen, thickness)
+    return out
+
+
+def _enclosed(frames, seed, effects):
+    """``frames`` synthetic:// scenes (at most 4 digits), every digit circled or boxed (``enclosed``)."""
+    from edge_runtime.synthetic import SyntheticCamera
+
+    source, rng = SyntheticCamera(seed=seed, effects=effects, digits=4), np.random.default_rng(seed)
+    return [(enclosed(frame, truth, rng), truth) for frame, truth in (source.render(i) for i in range(frames))]
+
+
 def _notebook(frames, seed, effects):
     """``frames`` ``notebook_scene`` pages."""
     from edge_runtime.synthetic import SyntheticCamera
@@ -288,6 +315,8 @@ def cases(frames, seed):
                         functools.partial(_tilted, frames, seed, effects, degrees)))
         out.append(("digits written on the lines of a ruled notebook, %s" % effects,
                     functools.partial(_notebook, frames, seed, effects)))
+        out.append(("digits circled or boxed in pen, %s" % effects,
+                    functools.partial(_enclosed, frames, seed, effects)))
     for name, transform in transforms[:3]:  # every box on a blank page is a false one
         out.append(("blank page (no digits), camera, %s" % name,
                     functools.partial(_synthetic, frames, seed, transform, effects="camera", digits=0)))
