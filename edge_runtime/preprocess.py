@@ -32,9 +32,10 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    less the enclosures (a circle or a box drawn around a digit: a component with one at least
    40 % of its hole's height inside a hole; only the outermost outlines hid the digit).
    Pieces of one digit (a stroke with a gap, a 5's detached bar, halves of a broken 3
-   or 8) are merged by box rules: overlapping boxes, stacked pieces sharing their x-range and nearly touching, a small
-   fragment close to a big piece, two thin pieces of one slanted stroke (a light
-   1 broken by the threshold, ends at most a pixel apart sideways), or a flat bar
+   or 8) are merged by box rules: overlapping boxes, stacked pieces sharing their
+   x-range and nearly touching, a small fragment close to a big piece, two thin
+   pieces of one slanted stroke (a light 1 broken by the threshold, ends at most a
+   pixel apart sideways), or a flat bar
    floating up to a third of the body's height above and right of it (a 5's top
    written apart: 3 more digits right on 300 synthetic camera frames); the merged box
    must stay digit-shaped, and a merged chain of several digit-sized pieces is
