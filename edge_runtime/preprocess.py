@@ -1365,12 +1365,8 @@ def _stacked_parts(mask, box, tall, part_h):
 def _ink_box(mask, box):
     """The bounding box of the mask's ink inside ``box`` (None when there is none)."""
     x, y, w, h = box
-    sub = mask[y : y + h, x : x + w]
-    rows = np.flatnonzero(cv2.reduce(sub, 1, cv2.REDUCE_MAX).ravel())
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(cv2.reduce(sub, 0, cv2.REDUCE_MAX).ravel())
-    return (x + int(cols[0]), y + int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+    ix, iy, iw, ih = cv2.boundingRect(mask[y : y + h, x : x + w])  # (of the non-zero pixels; 0s when none)
+    return (x + ix, y + iy, iw, ih) if iw else None
 
 
 def _overlap(a, b):
