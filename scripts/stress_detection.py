@@ -1,6 +1,6 @@
 """Recognition under conditions the synthetic camera does not make: printed digits (OpenCV's
 Hershey fonts: another "handwriting") in fine and bold pens, poor light, heavy JPEG, faded ink,
-squared paper and small digits (a page seen from afar).
+squared paper, small digits (a page seen from afar) and a page lying on a desk.
 
     .venv/bin/python scripts/stress_detection.py --model artifacts/cnn
     .venv/bin/python scripts/stress_detection.py --model artifacts/cnn --frames 150 --seed 7
@@ -24,6 +24,8 @@ fills 2-4 rows on a page ruled every 34-52 px with digits 60-90 % of the spacing
 ruling, rows often on neighbouring lines (a digit's top nearly touching the foot of the one above).
 "Digits circled or boxed in pen" draws an ellipse or a rectangle around each of 2-4 ``synthetic://``
 digits, in the digit's own ink (an enclosure may touch its digit or cross a neighbour's).
+"The page lying on a desk" shrinks a ``synthetic://`` page to 70-85 %, turns it by up to 6 degrees
+and lays it on a dark desk, a grey table or a wood grain, all of its edges in view.
 "A page seen from afar" renders ``synthetic://`` frames at 3x the size with 6-12 digits and shrinks them to 640x480:
 digits 11-43 px tall (detection looks for 2.5 % of the frame and more: 12 px). Blank pages (camera
 effects: shadows, rulings, coloured paper, no digits) count the boxes found where there is
@@ -59,6 +61,7 @@ PENS = ((40, 30, 30), (120, 40, 20), (30, 30, 140))  # BGR: black, blue, red ink
 PAPER = 235
 GRID = (215, 190, 160)  # BGR: the light blue of squared paper's lines
 SIZE = (640, 480)
+DESKS = ("dark", "grey", "wood-grain")  # what the page lies on in "the page lying on a desk"
 
 
 def _apart(a, b, gap=15):
@@ -159,13 +162,18 @@ def tilted(frame, truth, degrees):
     h, w = frame.shape[:2]
     turn = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), degrees, 0.75)
     out = cv2.warpAffine(frame, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out, moved_truth(truth, turn)
+
+
+def moved_truth(truth, move):
+    """``truth`` with each box replaced by the bounding box of its corners moved by the 2x3 affine ``move``."""
     boxes = []
     for t in truth:
         x, y, bw, bh = t["bbox"]
-        corners = np.array([[x, y, 1], [x + bw, y, 1], [x, y + bh, 1], [x + bw, y + bh, 1]], np.float32) @ turn.T
+        corners = np.array([[x, y, 1], [x + bw, y, 1], [x, y + bh, 1], [x + bw, y + bh, 1]], np.float32) @ move.T
         (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
         boxes.append(dict(t, bbox=[int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))]))
-    return out, boxes
+    return boxes
 
 
 def _tilted(frames, seed, effects, degrees):
@@ -248,6 +256,39 @@ def _enclosed(frames, seed, effects):
     return [(enclosed(frame, truth, rng), truth) for frame, truth in (source.render(i) for i in range(frames))]
 
 
+def desk_surface(rng, height, width, desk):
+    """A desk under the page (float32 BGR): a dark one (20-70), a grey table (90-150), both with sensor
+    noise, or a wood grain (brown, wavy stripes +-18 levels every 20-60 px, and noise)."""
+    if desk == "wood-grain":
+        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+        waves = ys + rng.uniform(-0.3, 0.3) * xs + 3.0 * np.sin(xs / rng.uniform(40, 90))
+        grain = 18.0 * np.sin(waves / rng.uniform(3, 9)) + rng.normal(0, 6, (height, width))
+        base = np.array([rng.uniform(40, 90), rng.uniform(70, 120), rng.uniform(110, 160)], np.float32)
+        return base + grain[..., None]
+    level = rng.uniform(20, 70) if desk == "dark" else rng.uniform(90, 150)
+    return np.full((height, width, 3), level, np.float32) + rng.normal(0, 3, (height, width, 3))
+
+
+def on_desk(frame, truth, rng, desk):
+    """The page lying on a desk, all of it in view: shrunk to 70-85 %, turned by up to 6 degrees and
+    moved by up to 40 px; each true box becomes the bounding box of its moved corners."""
+    h, w = frame.shape[:2]
+    move = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), rng.uniform(-6, 6), rng.uniform(0.7, 0.85))
+    move[:, 2] += (rng.uniform(-40, 40), rng.uniform(-30, 30))
+    page = cv2.warpAffine(frame, move, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32)
+    cover = cv2.warpAffine(np.ones((h, w), np.float32), move, (w, h), flags=cv2.INTER_LINEAR)[..., None]
+    out = np.clip(page * cover + desk_surface(rng, h, w, desk) * (1.0 - cover), 0, 255).astype(np.uint8)
+    return out, moved_truth(truth, move)
+
+
+def _on_desk(frames, seed, effects, desk):
+    """``frames`` synthetic:// scenes, each page lying on the ``desk`` (``on_desk``)."""
+    from edge_runtime.synthetic import SyntheticCamera
+
+    source, rng = SyntheticCamera(seed=seed, effects=effects), np.random.default_rng(seed)
+    return [on_desk(frame, truth, rng, desk) for frame, truth in (source.render(i) for i in range(frames))]
+
+
 def _notebook(frames, seed, effects):
     """``frames`` ``notebook_scene`` pages."""
     from edge_runtime.synthetic import SyntheticCamera
@@ -317,6 +358,9 @@ def cases(frames, seed):
                     functools.partial(_notebook, frames, seed, effects)))
         out.append(("digits circled or boxed in pen, %s" % effects,
                     functools.partial(_enclosed, frames, seed, effects)))
+        for desk in DESKS:
+            out.append(("the page lying on a %s desk, %s" % (desk, effects),
+                        functools.partial(_on_desk, frames, seed, effects, desk)))
     for name, transform in transforms[:3]:  # every box on a blank page is a false one
         out.append(("blank page (no digits), camera, %s" % name,
                     functools.partial(_synthetic, frames, seed, transform, effects="camera", digits=0)))

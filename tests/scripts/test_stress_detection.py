@@ -141,6 +141,20 @@ def test_digits_written_on_the_lines_of_a_notebook_are_read():
     assert result["accuracy"] >= ACCURACY_NOTEBOOK, result
 
 
+@pytest.mark.parametrize("desk", sd.DESKS)
+def test_a_page_on_a_desk_is_all_in_view_with_the_desk_around_it(desk):
+    for frame, truth in sd._on_desk(4, 7, "clean", desk):
+        assert frame.shape == (480, 640, 3) and frame.dtype == np.uint8 and len(truth) >= 1
+        gray = frame.min(axis=2).astype(np.float32)
+        page = np.median(gray[200:280, 280:360])  # (the page covers the middle of the frame)
+        corners = [gray[:12, :12], gray[:12, -12:], gray[-12:, :12], gray[-12:, -12:]]
+        assert all(corner.mean() < page - 60 for corner in corners), desk  # the desk, darker than the paper
+        for t in truth:
+            x, y, w, h = t["bbox"]
+            assert x >= 0 and y >= 0 and x + w <= 640 and y + h <= 480
+            assert (gray[y : y + h, x : x + w] < 128).any()  # the ink is in its moved box
+
+
 def test_transforms_darken_fade_and_keep_the_frame_shape():
     from edge_runtime.synthetic import SyntheticCamera
 
