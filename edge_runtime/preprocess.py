@@ -6,7 +6,7 @@ imports only numpy and cv2. Every size and scale comes from the manifest's
 
 Detection approach (``digits_from_frame``): vectorised OpenCV at a working size
 (half resolution, or the longer side at 320 px for small frames and at most 960 px for
-big ones): 0.87 ms per 640x480 frame with 4.5 digits on average (300 synthetic:// frames
+big ones): 0.94 ms per 640x480 frame with 4.5 digits on average (300 synthetic:// frames
 in a loop, one OpenCV thread, 2-core x86 VM, 2026-11-24; 1.85 ms before the merge,
 ruled-line and crop changes of 2026-11-23); the per-digit work is a few small crops.
 
@@ -20,8 +20,10 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    failing that the features measured against a 7x7 median: on squared paper the cells
    between the grid lines are thin light features for the top-hat, but not against the median.
 3. Paper: a closing (max then min filter) on a 1/4-size copy removes the strokes and
-   keeps the edges of shadows; ``ink = 1 - gray / paper`` is then independent of
-   uneven light, vignetting, exposure and soft shadows.
+   keeps the edges of shadows; where the same closing at the working size is more than 5 %
+   darker, it is taken instead (the sharp edge of a page lying on a desk, which the 1/4-size
+   copy blurred into a rim of "ink" beyond it). ``ink = 1 - gray / paper`` is then
+   independent of uneven light, vignetting, exposure and soft shadows.
 4. Threshold: ``ink > max(16 %, 0.45 * the frame's strong-ink level)``. Frames where
    the "ink" covers too much, or is mostly isolated specks, are noise: no digits.
 5. Ruled and margin lines: where a row/column projection shows a long line, runs
@@ -92,6 +94,8 @@ WORK_SIDE = 320  # detection runs with the frame's longer side at about this man
 MIN_WORK_SCALE = 0.5  # but at no less than half the resolution (small digits in 720p frames)
 MAX_WORK_SIDE = 960  # unless that would make the longer side bigger than this
 PAPER_SHRINK = 4  # the paper estimate is made at 1/PAPER_SHRINK of the working size
+PAPER_KERNEL = 7  # with a closing this wide there (strokes up to 28 px wide at the working size);
+EDGE_MARGIN = 1.05  # where the same closing at the working size x this is darker, it is taken (sharp edges)
 INK_FLOOR = 0.16  # never threshold ink below this (fraction darker than the paper)
 INK_RELATIVE = 0.45  # a digit's darkest ink reaches at least this fraction of the frame's strong-ink level
 SPLIT_WIDTH = 1.15  # boxes wider than this x their height may be digits written close together,
@@ -456,15 +460,25 @@ def _ink_coverage(gray_work):
 
 
 def paper_from_gray(gray_work):
-    """Estimate the paper's brightness with the ink removed, at the working size (uint8)."""
+    """Estimate the paper's brightness with the ink removed, at the working size (uint8).
+
+    A closing (max then min filter) removes dark strokes thinner than its kernel but keeps the
+    edges of shadows where they are (a plain max filter would make a dark band there). It is made
+    on a 1/4-size copy and smoothed, which follows a sharp edge only roughly: beyond the edge of a
+    page lying on a darker desk it stayed brighter than the desk for a few pixels, a rim of "ink"
+    around the page that merged with the digits near it into one page-sized box. So where the same
+    closing at the working size, which keeps such an edge sharp, is darker even when multiplied by
+    EDGE_MARGIN, it is taken instead (times EDGE_MARGIN: elsewhere the two agree within a few
+    percent, and the smoother coarse one is kept there)."""
     h, w = gray_work.shape
     small_w, small_h = max(4, w // PAPER_SHRINK), max(4, h // PAPER_SHRINK)
     small = cv2.resize(gray_work, (small_w, small_h), interpolation=cv2.INTER_AREA)
-    # A closing (max then min filter) removes dark strokes thinner than the kernel but keeps
-    # the edges of shadows where they are; a plain max filter would make a dark band there.
-    small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, _kernel((7, 7)))
+    small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, _kernel((PAPER_KERNEL, PAPER_KERNEL)))
     small = cv2.blur(small, (3, 3))
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    coarse = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    reach = PAPER_SHRINK * PAPER_KERNEL + 1
+    sharp = cv2.morphologyEx(gray_work, cv2.MORPH_CLOSE, _kernel((reach, reach)))
+    return cv2.min(coarse, cv2.convertScaleAbs(sharp, alpha=EDGE_MARGIN))
 
 
 def ink_from_gray(gray, paper):

@@ -78,8 +78,9 @@ print(json.dumps([[list(map(int, box)) for box in pp.digits_from_frame(f).boxes]
 
 def test_detection_finds_the_same_boxes_under_the_nano_stack(tmp_path):
     """Notebook pages whose rows merged (the stacked split: connected components, np.isin, the widest
-    gap), synthetic camera frames and circled or boxed digits (the contour hierarchy): numpy 1.19 and
-    OpenCV 4.1.1 give exactly the boxes of today's."""
+    gap), synthetic camera frames, circled or boxed digits (the contour hierarchy) and pages lying on
+    a desk (the paper estimate's sharp edges): numpy 1.19 and OpenCV 4.1.1 give exactly the boxes of
+    today's."""
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     import stress_detection as sd
 
@@ -88,6 +89,7 @@ def test_detection_finds_the_same_boxes_under_the_nano_stack(tmp_path):
     camera = SyntheticCamera(seed=8, effects="camera")
     frames += [camera.render(i)[0] for i in range(8)]
     frames += [frame for frame, _ in sd._enclosed(8, 7, "camera")]
+    frames += [frame for desk in sd.DESKS for frame, _ in sd._on_desk(3, 7, "camera", desk)]
     np.savez_compressed(str(tmp_path / "frames.npz"), frames=np.stack(frames))
     proc = subprocess.run([PYTHON, "-c", BOXES_UNDER_PY36, str(tmp_path / "frames.npz")], cwd=ROOT,
                           capture_output=True, text=True, timeout=240)
