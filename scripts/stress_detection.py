@@ -1,6 +1,6 @@
 """Recognition under conditions the synthetic camera does not make: printed digits (OpenCV's
 Hershey fonts: another "handwriting") in fine and bold pens, poor light, heavy JPEG, faded ink,
-squared paper, small digits (a page seen from afar) and a page lying on a desk.
+squared paper, glare, small digits (a page seen from afar) and a page lying on a desk.
 
     .venv/bin/python scripts/stress_detection.py --model artifacts/cnn
     .venv/bin/python scripts/stress_detection.py --model artifacts/cnn --frames 150 --seed 7
@@ -18,6 +18,7 @@ ones). The other cases
 transform ``synthetic://`` frames (clean and with camera effects): darker with sensor noise,
 JPEG quality 20, the ink faded towards the paper, squared paper (light blue grid lines every
 16 or 24 px: a notebook's 5 mm squares seen from further or closer), a 9 px sideways motion blur,
+a glare spot (a lamp's reflection on glossy paper, washing paper and ink towards white),
 or the page turned by 10 or 20 degrees either way (shrunk to 3/4 to stay in the frame; the
 model learned digits turned by up to 10 degrees). "Digits written on the lines of a ruled notebook"
 fills 2-4 rows on a page ruled every 34-52 px with digits 60-90 % of the spacing tall, each on its
@@ -289,6 +290,22 @@ def _on_desk(frames, seed, effects, desk):
     return [on_desk(frame, truth, rng, desk) for frame, truth in (source.render(i) for i in range(frames))]
 
 
+def glare(frame, rng):
+    """A lamp's reflection on glossy paper: an ellipse (40-140 x 30-100 px half-axes, in the middle 60 %
+    of the frame) washing paper and ink towards white by 50-90 %, its edge sharp or soft (0-30 px)."""
+    h, w = frame.shape[:2]
+    spot = np.zeros((h, w), np.float32)
+    centre = (int(rng.uniform(0.2, 0.8) * w), int(rng.uniform(0.2, 0.8) * h))
+    axes = (int(rng.uniform(40, 140)), int(rng.uniform(30, 100)))
+    cv2.ellipse(spot, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+    soft = int(rng.integers(0, 16)) * 2 + 1
+    if soft > 1:
+        spot = cv2.GaussianBlur(spot, (soft, soft), 0)
+    washed = rng.uniform(0.5, 0.9) * spot[..., None]
+    out = frame.astype(np.float32)
+    return np.clip(out + (255.0 - out) * washed, 0, 255).astype(np.uint8)
+
+
 def _notebook(frames, seed, effects):
     """``frames`` ``notebook_scene`` pages."""
     from edge_runtime.synthetic import SyntheticCamera
@@ -343,6 +360,7 @@ def cases(frames, seed):
         ("squared paper, 16 px grid", lambda f, rng: squared(f, 16, int(rng.integers(0, 16)))),
         ("squared paper, 24 px grid", lambda f, rng: squared(f, 24, int(rng.integers(0, 24)))),
         ("motion blur 9 px", lambda f, rng: motion_blurred(f, 9)),
+        ("a glare spot (washed 50-90 % towards white)", glare),
     ]
     for effects in ("clean", "camera"):
         for name, transform in transforms:

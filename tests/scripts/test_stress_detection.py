@@ -167,6 +167,12 @@ def test_transforms_darken_fade_and_keep_the_frame_shape():
     assert ink.any() and faded[ink].mean() > frame[ink].mean() + 80  # much lighter ink
     assert np.abs(faded[~ink] - frame[~ink].astype(np.int32)).mean() < 3  # paper unchanged
     assert sd.jpeg(frame, 20).shape == frame.shape
+    washed = sd.glare(frame, rng).astype(np.int32)
+    lighter = (washed - frame).max(axis=2)
+    assert washed.shape == frame.shape and (lighter >= 0).all()  # light is only added
+    assert 0.01 < (lighter > 0).mean() < 0.4  # in a spot
+    spot = lighter == lighter.max()
+    assert (washed[spot] >= frame[spot] + 0.5 * (255 - frame[spot].astype(np.int32)) - 1).all()  # 50-90 % to white
 
 
 def test_half_visible_rulings_at_a_lower_ink_floor_fall_back_to_the_fixed_floor(monkeypatch):
