@@ -142,12 +142,18 @@ def squared(frame, step, offset=0):
     return (frame.astype(np.float32) * grid / np.float32(255.0)).astype(np.uint8)
 
 
-def _synthetic(frames, seed, transform, **camera):
-    """``frames`` synthetic:// scenes (SyntheticCamera options ``camera``), each frame transformed."""
+def _scenes(frames, seed, change, **camera):
+    """``frames`` synthetic:// scenes (SyntheticCamera options ``camera``), each (frame, truth) passed
+    through ``change(frame, truth, rng)``, which returns the new pair (one rng, seeded, for all)."""
     from edge_runtime.synthetic import SyntheticCamera
 
     source, rng = SyntheticCamera(seed=seed, **camera), np.random.default_rng(seed)
-    return [(transform(frame, rng), truth) for frame, truth in (source.render(i) for i in range(frames))]
+    return [change(frame, truth, rng) for frame, truth in (source.render(i) for i in range(frames))]
+
+
+def _synthetic(frames, seed, transform, **camera):
+    """``frames`` synthetic:// scenes (SyntheticCamera options ``camera``), each frame transformed."""
+    return _scenes(frames, seed, lambda frame, truth, rng: (transform(frame, rng), truth), **camera)
 
 
 def motion_blurred(frame, length):
@@ -251,10 +257,8 @@ def enclosed(frame, truth, rng):
 
 def _enclosed(frames, seed, effects):
     """``frames`` synthetic:// scenes (at most 4 digits), every digit circled or boxed (``enclosed``)."""
-    from edge_runtime.synthetic import SyntheticCamera
-
-    source, rng = SyntheticCamera(seed=seed, effects=effects, digits=4), np.random.default_rng(seed)
-    return [(enclosed(frame, truth, rng), truth) for frame, truth in (source.render(i) for i in range(frames))]
+    return _scenes(frames, seed, lambda frame, truth, rng: (enclosed(frame, truth, rng), truth), effects=effects,
+                   digits=4)
 
 
 def desk_surface(rng, height, width, desk):
@@ -284,10 +288,7 @@ def on_desk(frame, truth, rng, desk):
 
 def _on_desk(frames, seed, effects, desk):
     """``frames`` synthetic:// scenes, each page lying on the ``desk`` (``on_desk``)."""
-    from edge_runtime.synthetic import SyntheticCamera
-
-    source, rng = SyntheticCamera(seed=seed, effects=effects), np.random.default_rng(seed)
-    return [on_desk(frame, truth, rng, desk) for frame, truth in (source.render(i) for i in range(frames))]
+    return _scenes(frames, seed, functools.partial(on_desk, desk=desk), effects=effects)
 
 
 def glare(frame, rng):
