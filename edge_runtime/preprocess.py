@@ -54,11 +54,14 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    is at least 3 % of the frame's shorter side tall (2.5 % if it re-traces as one, step 8).
 8. Re-trace: around each candidate the ink is thresholded again at 30 % of the
    candidate's own darkest ink, recovering thin or light strokes the frame-wide
-   threshold lost (a fineliner 4 seen as two 1s); kept only if still digit-shaped.
-   Strokes that leave the window are followed, window by window, up to 2 times the
+   threshold lost (a fineliner 4 seen as two 1s); kept only if still digit-shaped (up to
+   1.4x as wide as tall if it found no other candidate and grew through strokes, not along
+   thin rows). Strokes that leave the window are followed, window by window, up to 2 times the
    candidate's height (6 times for a faint fragment of a fine-pen digit beside bold ones).
    Candidates 2.5-3 % of the frame tall (a page of digits seen whole by a VGA camera) are
-   kept only if they re-trace as a digit, not into the rulings that cut a big one's stroke.
+   kept only if they re-trace as a digit, not into the rulings that cut a big one's stroke;
+   before such a piece is dropped, it is re-traced once more without the rows a ruling inks
+   across the window (a faint digit on a notebook's line, whose re-trace ran along it).
    Faint digits: the frame-wide threshold is 45 % of the strong ink, so a pencil digit beside
    marker ones, a fine pen beside bold ones or a digit in a shadow may leave no piece above it.
    Away from the candidates, the ink is thresholded again at the frame's floor (rulings
@@ -111,7 +114,9 @@ INK_LOW = 0.45  # and its strokes are traced down to this fraction
 NESTED_SHARE = 0.4  # a component with another at least this x as tall as the hole it lies in encloses it
 ENCLOSED = 0.5  # (in a re-trace, the one inside is also at least this x the candidate's height)
 RULING_REACH = 2  # or that grows to both sides, this far beyond its box, only through thin rows (a ruling)
+WIDE_DIGIT_GROWTH = 1.3  # a re-trace up to MERGED_MAX_WIDTH_OVER_HEIGHT wide may grow at most this x taller
 NEIGHBOUR_SHARE = 0.2  # a re-trace taking in this much of another candidate's box (not most of it) is not kept
+RETRACE_LINE = 0.8  # a piece whose re-trace is no digit tries again without rows inked across this x its window
 STRONG_INK_QUANTILE = 0.997
 MIN_DIGIT_FRACTION = 0.03  # min digit height as a fraction of the shorter frame side
 MIN_DIGIT_PX = 10  # and never below this many full-resolution pixels
@@ -1082,21 +1087,47 @@ def _widest_gap(values):
     return int((starts[k] + ends[k] - 1) // 2)
 
 
-def _trace(work, box, level):
-    """The strokes at ``level`` that touch ``box``, in a window around it ->
-    (their bounding box, their contours, the window (x0, y0, x1, y1)); (None, None, window) if none."""
+def _trace(work, box, level, without_rulings=False):
+    """The strokes at ``level`` that touch ``box``, in a window around it (``_without_rulings`` if
+    ``without_rulings``) -> (their bounding box, their contours, the window (x0, y0, x1, y1)); (None,
+    None, window) if none."""
     work_h, work_w = work.mask.shape
     x, y, w, h = box
     grow = max(w, h // 2)
     x0, y0 = max(0, x - grow), max(0, y - h // 2)
     x1, y1 = min(work_w, x + w + grow), min(work_h, y + h + h // 2)
     _, region = cv2.threshold(work.ink[y0:y1, x0:x1], level, 255, 0)
+    if without_rulings:
+        region = _without_rulings(region)
     region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, _kernel((3, 3)))
     traced = _outlines(region, ENCLOSED * h, offset=(x0, y0))
     touching = [c for c in traced if _overlap(cv2.boundingRect(c), box) > 0]
     if not touching:
         return None, None, (x0, y0, x1, y1)
     return cv2.boundingRect(np.concatenate(touching)), touching, (x0, y0, x1, y1)
+
+
+def _without_rulings(region):
+    """``region`` without the rows that ink crosses end to end.
+
+    In a re-trace's window (``region``, thresholded) up to THIN_ROWS rows inked across at least
+    RETRACE_LINE of its width are a ruling, which at the re-trace's level joins the digits it passes.
+    The columns where a stroke crosses it (ink on both sides) are kept."""
+    h, w = region.shape
+    rows = cv2.reduce(region, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+    full = rows >= 255 * RETRACE_LINE * w
+    if not full.any():
+        return region
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], full.astype(np.int8), [0]))))
+    bands = [(int(top), int(bottom)) for top, bottom in edges.reshape(-1, 2)
+             if bottom - top <= THIN_ROWS]  # (a shadow's edge fills many rows)
+    if not bands:
+        return region
+    out = region.copy()
+    for top, bottom in bands:
+        crossing = cv2.bitwise_and(region[max(0, top - 1)], region[min(h - 1, bottom)]).reshape(1, -1)
+        out[top:bottom] = cv2.bitwise_and(region[top:bottom], np.repeat(crossing, bottom - top, axis=0))
+    return out
 
 
 def _inside(box, window):
@@ -1119,46 +1150,62 @@ def _retrace(work, found, sure_h=0):
     of a fine-pen digit beside bold ones). Duplicates (two parts of one digit re-traced to the
     same box) are dropped. Candidates shorter than ``sure_h`` (a small digit, or a piece of a big one
     that rulings cut apart) are kept only when they re-trace as a digit: a piece re-traces into the
-    rest of its digit, or into the rulings, and is dropped.
+    rest of its digit, or into the rulings, and is dropped. Before one is dropped, its re-trace is
+    tried once more without the rulings (``_without_rulings``): a faint digit written on a notebook's
+    line, whose re-trace ran along the line.
     """
     if not found:
         return found
-    work_h, work_w = work.mask.shape
     out = []
     for box, contours, ink_pixels in found:
-        x, y, w, h = box
         local = _peak(work, box)
         level = max(work.floor, RETRACE_LEVEL * local)
-        new, touching, window = _trace(work, box, level)
-        if new is None:
-            if h >= sure_h:
-                out.append((box, contours, ink_pixels))
-            continue
         growth = RETRACE_FAINT_GROWTH if local < FAINT_PIECE * work.strong else RETRACE_GROWTH
-        for _ in range(RETRACE_STEPS):
-            if _inside(new, window) or new[3] > growth * h or new[2] > MAX_WIDTH_OVER_HEIGHT * growth * h:
-                break
-            wider = _trace(work, new, level)
-            if wider[0] is None:
-                break
-            new, touching, window = wider
-        nx, ny, nw, nh = new
-        plausible = (
-            nh <= growth * h
-            and nw <= MAX_WIDTH_OVER_HEIGHT * nh
-            and nh <= MAX_HEIGHT_OVER_WIDTH * nw
-            and nh <= MAX_DIGIT_FRACTION * work_h
-            and not _at_border(new, work_w, work_h)
-            and _inside(new, window)  # not running out of the window
-            and (nw <= SPLIT_WIDTH * nh or nw <= w)  # not grown sideways into its neighbour
-            and not _grown_into(new, box, found)
-            and not _grown_along_a_ruling(new, touching, box)
-        )
+        traced = _followed(work, box, level, growth)
+        plausible = _plausible(work, traced, box, found, growth)
+        if not plausible and box[3] < sure_h:  # to be dropped: once more, without the rulings it may follow
+            traced = _followed(work, box, level, growth, without_rulings=True)
+            plausible = _plausible(work, traced, box, found, growth)
         if plausible:
-            out.append((new, touching, ink_pixels))
-        elif h >= sure_h:
+            out.append((traced[0], traced[1], ink_pixels))
+        elif box[3] >= sure_h:
             out.append((box, contours, ink_pixels))
     return _drop_duplicates(out)
+
+
+def _followed(work, box, level, growth, without_rulings=False):
+    """``_trace`` of ``box`` at ``level``, its strokes followed out of the window (up to RETRACE_STEPS
+    more windows, while within ``growth`` x its height) -> (box, contours, window)."""
+    h = box[3]
+    new, touching, window = _trace(work, box, level, without_rulings)
+    for _ in range(RETRACE_STEPS):
+        if new is None or _inside(new, window) or new[3] > growth * h or new[2] > MAX_WIDTH_OVER_HEIGHT * growth * h:
+            break
+        wider = _trace(work, new, level, without_rulings)
+        if wider[0] is None:
+            break
+        new, touching, window = wider
+    return new, touching, window
+
+
+def _plausible(work, traced, box, found, growth):
+    """The re-trace ``traced`` (``_followed``) of ``box`` is still one digit-shaped candidate."""
+    new, touching, window = traced
+    if new is None:
+        return False
+    work_h, work_w = work.mask.shape
+    nx, ny, nw, nh = new
+    return (
+        nh <= growth * box[3]
+        and nw <= MAX_WIDTH_OVER_HEIGHT * nh
+        and nh <= MAX_HEIGHT_OVER_WIDTH * nw
+        and nh <= MAX_DIGIT_FRACTION * work_h
+        and not _at_border(new, work_w, work_h)
+        and _inside(new, window)  # not running out of the window
+        and not _grown_sideways(new, touching, box, found)
+        and not _grown_into(new, box, found)
+        and not _grown_along_a_ruling(new, touching, box)
+    )
 
 
 def _grown_along_a_ruling(new, contours, box):
@@ -1173,6 +1220,25 @@ def _grown_along_a_ruling(new, contours, box):
     region = _opened(_filled(contours, new), (THIN_ROWS, 1))
     left, right = region[:, : x - nx - reach], region[:, x + w - nx + reach :]
     return not cv2.countNonZero(left) and not cv2.countNonZero(right)
+
+
+def _grown_sideways(new, contours, box, found):
+    """The re-trace ``new`` (its ``contours``) of ``box`` is wider than a digit (SPLIT_WIDTH x its height)
+    and than ``box``: grown into its neighbour, or along a ruling. Up to MERGED_MAX_WIDTH_OVER_HEIGHT it
+    may be a wide digit whose faint strokes the box missed (a 2 or a 3 on a notebook's line): when it
+    grew at most WIDE_DIGIT_GROWTH x taller (not into a ring around it), reaches no other candidate, and
+    on each side it grew, it found strokes at least THIN_ROWS tall."""
+    x, y, w, h = box
+    nx, ny, nw, nh = new
+    if nw <= SPLIT_WIDTH * nh or nw <= w:
+        return False
+    if nw > MERGED_MAX_WIDTH_OVER_HEIGHT * nh or nh > WIDE_DIGIT_GROWTH * h or any(
+            _overlap(new, other) > 0 for other, _contours, _pixels in found if other != box):
+        return True
+    region = _opened(_filled(contours, new), (THIN_ROWS, 1))
+    reach = RULING_REACH
+    sides = (region[:, : max(0, x - nx - reach)], region[:, max(0, x + w - nx + reach) :])
+    return any(side.shape[1] and not cv2.countNonZero(side) for side in sides)
 
 
 def _grown_into(new, box, found):

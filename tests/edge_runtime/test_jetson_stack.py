@@ -78,14 +78,15 @@ print(json.dumps([[list(map(int, box)) for box in pp.digits_from_frame(f).boxes]
 
 def test_detection_finds_the_same_boxes_under_the_nano_stack(tmp_path):
     """Notebook pages whose rows merged (the stacked split: connected components, np.isin, the widest
-    gap), synthetic camera frames, circled or boxed digits (the contour hierarchy) and pages lying on
+    gap) or whose faint digits re-trace without their ruling or wider than SPLIT_WIDTH, synthetic
+    camera frames, circled or boxed digits (the contour hierarchy) and pages lying on
     a desk (the paper estimate's sharp edges): numpy 1.19 and OpenCV 4.1.1 give exactly the boxes of
     today's."""
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     import stress_detection as sd
 
     frames = [sd.notebook_scene(SyntheticCamera(seed=7, effects="camera"), np.random.RandomState(7000 + page))[0]
-              for page in (16, 53, 62, 80, 107, 137, 143, 147)]
+              for page in (16, 53, 62, 66, 80, 94, 100, 107, 131, 137, 143, 147)]
     camera = SyntheticCamera(seed=8, effects="camera")
     frames += [camera.render(i)[0] for i in range(8)]
     frames += [frame for frame, _ in sd._enclosed(8, 7, "camera")]

@@ -918,6 +918,66 @@ def test_a_faint_stem_found_by_the_re_trace_is_kept_despite_the_rulings_beside_i
     assert best_iou(nine, pp.digits_from_frame(frame, PRE).boxes) >= 0.55
 
 
+def test_without_rulings_clears_rows_inked_across_the_window_but_not_the_strokes_crossing_them():
+    """A re-trace's window: a 2-row ruling across it, a stroke crossing it, a digit's bar sitting on it
+    and a 6-row dark band (a shadow's edge, not a ruling)."""
+    region = np.zeros((40, 60), np.uint8)
+    region[20:22, :] = 255  # the ruling
+    region[10:30, 30:32] = 255  # a stroke crossing it
+    region[18:20, 10:20] = 255  # a bar sitting on it (ink above it, none below)
+    out = pp._without_rulings(region)
+    assert cv2.countNonZero(out[20:22]) == 4 and cv2.countNonZero(out[20:22, 30:32]) == 4
+    assert np.array_equal(out[:20], region[:20]) and np.array_equal(out[22:], region[22:])
+    shadow = region.copy()
+    shadow[28:34, :] = 255
+    assert cv2.countNonZero(pp._without_rulings(shadow)[28:34]) == 6 * 60
+    assert pp._without_rulings(np.zeros((10, 10), np.uint8)).max() == 0
+
+
+@pytest.mark.parametrize("page, digit, box", [(100, 8, [44, 382, 24, 32]), (131, 6, [65, 418, 20, 31])])
+def test_a_faint_digit_on_a_notebook_line_is_re_traced_without_the_line(page, digit, box, monkeypatch):
+    """Stress notebook pages (camera) with a faint fine-pen digit beside bold ones, on its ruling. Only
+    the faint pass finds it, and its re-trace at the floor ran along the ruling, as wide as the window:
+    not a digit, so it was dropped. Once more without the ruling's rows, it is its own digit."""
+    frame, truth = notebook_page(page)
+    assert {"bbox": box, "digit": digit} in truth
+    assert best_iou(box, pp.digits_from_frame(frame, PRE).boxes) >= 0.8
+    monkeypatch.setattr(pp, "_without_rulings", lambda region: region)
+    assert best_iou(box, pp.digits_from_frame(frame, PRE).boxes) < 0.3
+
+
+@pytest.mark.parametrize("page, digit, box", [(66, 3, [189, 347, 32, 27]), (94, 2, [43, 69, 31, 23])])
+def test_a_wide_digit_whose_faint_strokes_only_the_re_trace_finds_is_kept(page, digit, box, monkeypatch):
+    """Stress notebook pages (camera): a faint 3 and a faint 2 about 1.2-1.35x as wide as tall. Their
+    candidates (the strokes above the threshold) are narrower; the re-trace finds the rest, wider than
+    SPLIT_WIDTH x its height, which was taken for growth into a neighbour: no other candidate lies
+    there and it grew through strokes, so it is kept."""
+    frame, truth = notebook_page(page)
+    assert {"bbox": box, "digit": digit} in truth
+    assert best_iou(box, pp.digits_from_frame(frame, PRE).boxes) >= 0.75
+    monkeypatch.setattr(pp, "WIDE_DIGIT_GROWTH", 0.0)  # every re-trace wider than SPLIT_WIDTH refused
+    assert best_iou(box, pp.digits_from_frame(frame, PRE).boxes) < 0.3
+
+
+def test_a_wide_re_trace_into_a_neighbour_a_ring_or_along_thin_rows_is_refused():
+    """``_grown_sideways`` on crafted re-traces of a 10x20 candidate at (50, 50)."""
+    box = (50, 50, 10, 20)
+    found = [(box, [], 0)]
+
+    def square(x, y, w, h):
+        return np.array([[[x, y]], [[x + w - 1, y]], [[x + w - 1, y + h - 1]], [[x, y + h - 1]]])
+
+    wide = (44, 50, 26, 20)  # 1.3x as wide as tall, grown 6 px left and 4 px right
+    strokes = [square(44, 50, 26, 20)]
+    assert not pp._grown_sideways(wide, strokes, box, found)
+    assert pp._grown_sideways(wide, strokes, box, found + [((66, 52, 10, 20), [], 0)])  # a neighbour there
+    assert pp._grown_sideways((42, 44, 34, 27), [square(42, 44, 34, 27)], box, found)  # 1.35x taller: a ring
+    assert pp._grown_sideways((40, 50, 30, 20), [square(40, 50, 30, 20)], box, found)  # 1.5x as wide
+    ruling = [square(50, 50, 10, 20), square(44, 60, 26, 2)]  # the growth is a 2-row stub to both sides
+    assert pp._grown_sideways(wide, ruling, box, found)
+    assert not pp._grown_sideways((48, 50, 14, 20), strokes, box, found)  # within SPLIT_WIDTH: not sideways
+
+
 def ring_around(mask, box, margin, thickness=2):
     """Draw a rectangle ``margin`` px around ``box`` (x, y, w, h) into ``mask`` (255 = ink)."""
     x, y, w, h = box
