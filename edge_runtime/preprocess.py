@@ -1080,11 +1080,15 @@ def _widest_gap(values):
     loop that does not reach its stem)."""
     if values.min() > 0:
         return int(np.argmin(values))
-    at_min = np.concatenate(([0], (values == 0).astype(np.int8), [0]))
-    edges = np.flatnonzero(np.diff(at_min))
-    starts, ends = edges[0::2], edges[1::2]
-    k = int(np.argmax(ends - starts))
-    return int((starts[k] + ends[k] - 1) // 2)
+    runs = _runs(values == 0)
+    top, bottom = runs[int(np.argmax(runs[:, 1] - runs[:, 0]))]
+    return int((top + bottom - 1) // 2)
+
+
+def _runs(flags):
+    """[[start, end), ...] of the runs of True in the 1-D bool array ``flags`` (an int array [N, 2])."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], flags.astype(np.int8), [0]))))
+    return edges.reshape(-1, 2)
 
 
 def _trace(work, box, level, without_rulings=False):
@@ -1118,8 +1122,7 @@ def _without_rulings(region):
     full = rows >= 255 * RETRACE_LINE * w
     if not full.any():
         return region
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], full.astype(np.int8), [0]))))
-    bands = [(int(top), int(bottom)) for top, bottom in edges.reshape(-1, 2)
+    bands = [(int(top), int(bottom)) for top, bottom in _runs(full)
              if bottom - top <= THIN_ROWS]  # (a shadow's edge fills many rows)
     if not bands:
         return region
@@ -1217,9 +1220,17 @@ def _grown_along_a_ruling(new, contours, box):
     reach = RULING_REACH  # (the strokes re-trace a little fatter than the box)
     if nx >= x - reach or nx + nw <= x + w + reach or ny < y - reach or ny + nh > y + h + reach:
         return False
-    region = _opened(_filled(contours, new), (THIN_ROWS, 1))
-    left, right = region[:, : x - nx - reach], region[:, x + w - nx + reach :]
+    left, right = _grown_sides(new, contours, box)
     return not cv2.countNonZero(left) and not cv2.countNonZero(right)
+
+
+def _grown_sides(new, contours, box):
+    """(left, right): the strokes of the re-trace ``new`` (its ``contours``) beyond RULING_REACH of
+    ``box``'s sides, less their rows under THIN_ROWS tall (a ruling's); empty arrays where it did not
+    grow that far."""
+    x, w, nx = box[0], box[2], new[0]
+    region = _opened(_filled(contours, new), (THIN_ROWS, 1))
+    return region[:, : max(0, x - nx - RULING_REACH)], region[:, max(0, x + w - nx + RULING_REACH) :]
 
 
 def _grown_sideways(new, contours, box, found):
@@ -1228,17 +1239,14 @@ def _grown_sideways(new, contours, box, found):
     may be a wide digit whose faint strokes the box missed (a 2 or a 3 on a notebook's line): when it
     grew at most WIDE_DIGIT_GROWTH x taller (not into a ring around it), reaches no other candidate, and
     on each side it grew, it found strokes at least THIN_ROWS tall."""
-    x, y, w, h = box
-    nx, ny, nw, nh = new
+    _, _, w, h = box
+    _, _, nw, nh = new
     if nw <= SPLIT_WIDTH * nh or nw <= w:
         return False
     if nw > MERGED_MAX_WIDTH_OVER_HEIGHT * nh or nh > WIDE_DIGIT_GROWTH * h or any(
             _overlap(new, other) > 0 for other, _contours, _pixels in found if other != box):
         return True
-    region = _opened(_filled(contours, new), (THIN_ROWS, 1))
-    reach = RULING_REACH
-    sides = (region[:, : max(0, x - nx - reach)], region[:, max(0, x + w - nx + reach) :])
-    return any(side.shape[1] and not cv2.countNonZero(side) for side in sides)
+    return any(side.shape[1] and not cv2.countNonZero(side) for side in _grown_sides(new, contours, box))
 
 
 def _grown_into(new, box, found):
