@@ -19,8 +19,10 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    leaves clearly less ink wins (4 of 3,000 synthetic camera frames were flipped), and
    failing that the features measured against a 7x7 median: on squared paper the cells
    between the grid lines are thin light features for the top-hat, but not against the median.
+   All of this on a copy at most 160 px long, where strokes are thin at any frame size.
 3. Paper: a closing (max then min filter) on a 1/4-size copy removes the strokes and
-   keeps the edges of shadows; where the same closing at the working size is more than 5 %
+   keeps the edges of shadows (its kernel grows with a working size over 320 px: the wide
+   strokes of big digits seen by a high-resolution camera); where the same closing at the working size is more than 5 %
    darker, it is taken instead (the sharp edge of a page lying on a desk, which the 1/4-size
    copy blurred into a rim of "ink" beyond it). ``ink = 1 - gray / paper`` is then
    independent of uneven light, vignetting, exposure and soft shadows.
@@ -97,7 +99,8 @@ WORK_SIDE = 320  # detection runs with the frame's longer side at about this man
 MIN_WORK_SCALE = 0.5  # but at no less than half the resolution (small digits in 720p frames)
 MAX_WORK_SIDE = 960  # unless that would make the longer side bigger than this
 PAPER_SHRINK = 4  # the paper estimate is made at 1/PAPER_SHRINK of the working size
-PAPER_KERNEL = 7  # with a closing this wide there (strokes up to 28 px wide at the working size);
+PAPER_KERNEL = 7  # with a closing this wide there (strokes up to 28 px wide at a working size of WORK_SIDE,
+# and as wide relative to a bigger working size: a high-resolution camera close to the page);
 EDGE_MARGIN = 1.05  # where the same closing at the working size x this is darker, it is taken (sharp edges)
 INK_FLOOR = 0.16  # never threshold ink below this (fraction darker than the paper)
 INK_RELATIVE = 0.45  # a digit's darkest ink reaches at least this fraction of the frame's strong-ink level
@@ -141,6 +144,7 @@ SPARSER_INK = 0.6  # 1 / this x the dark one's (measured on 3,000 synthetic fram
 MEDIAN_WINDOW = 7  # failing that, features against this median (half size) break the tie (squared paper);
 MEDIAN_CLEAR = 0.2  # and where the top-hat says light, light features under this x the dark ones against
 MEDIAN_EVIDENCE = 2550.0  # the median, summing to at least this (10 full-strength pixels), still say dark
+POLARITY_SIDE = WORK_SIDE // 2  # polarity is judged on a copy at most this big (strokes stay thin features)
 FEATURE_LEVEL = 12  # polarity features fainter than this (of 255) are sensor noise
 MIN_PAPER_LEVEL = 16  # paper darker than this is not paper
 CROP_FLOOR = 0.3  # in a crop, ink below this fraction of the stroke level is background
@@ -432,8 +436,16 @@ def ink_is_dark(gray_work):
 
 
 def _half_size(gray_work):
+    """The working picture at half size, or with its longer side at POLARITY_SIDE if that is smaller:
+    the 5x5 hats and the 7x7 median see strokes as thin features at the size they were tuned at (a
+    bigger working size made a marker's strokes too wide for them, and frames read inverted)."""
     h, w = gray_work.shape
-    return cv2.resize(gray_work, (max(8, w // 2), max(8, h // 2)), interpolation=cv2.INTER_AREA)
+    longer = max(h, w)
+    if longer <= 2 * POLARITY_SIDE:
+        return cv2.resize(gray_work, (max(8, w // 2), max(8, h // 2)), interpolation=cv2.INTER_AREA)
+    scale = POLARITY_SIDE / float(longer)
+    return cv2.resize(gray_work, (max(8, int(round(w * scale))), max(8, int(round(h * scale)))),
+                      interpolation=cv2.INTER_AREA)
 
 
 def _feature_sums(dark, light):
@@ -478,12 +490,22 @@ def paper_from_gray(gray_work):
     h, w = gray_work.shape
     small_w, small_h = max(4, w // PAPER_SHRINK), max(4, h // PAPER_SHRINK)
     small = cv2.resize(gray_work, (small_w, small_h), interpolation=cv2.INTER_AREA)
-    small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, _kernel((PAPER_KERNEL, PAPER_KERNEL)))
+    side = _paper_kernel(w, h)
+    small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, _kernel((side, side)))
     small = cv2.blur(small, (3, 3))
     coarse = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    reach = PAPER_SHRINK * PAPER_KERNEL + 1
+    reach = PAPER_SHRINK * side + 1
     sharp = cv2.morphologyEx(gray_work, cv2.MORPH_CLOSE, _kernel((reach, reach)))
     return cv2.min(coarse, cv2.convertScaleAbs(sharp, alpha=EDGE_MARGIN))
+
+
+def _paper_kernel(work_w, work_h):
+    """The closing's side at 1/PAPER_SHRINK size: PAPER_KERNEL up to a working size of WORK_SIDE, and
+    as wide relative to a bigger one. A frame of up to 1920 px works at up to 960 px (MIN_WORK_SCALE),
+    where the strokes of digits filling a high-resolution camera's view are up to 3x as wide; a fixed
+    kernel left their cores in the paper and the strokes hollow (1920x1440 frames with 120-360 px
+    digits: 87 % of the digits read, against 99 % at 640x480)."""
+    return max(PAPER_KERNEL, int(round(PAPER_KERNEL * max(work_w, work_h) / float(WORK_SIDE))))
 
 
 def ink_from_gray(gray, paper):

@@ -100,15 +100,17 @@ class SyntheticCamera(object):
     """A deterministic virtual camera; ``read()`` -> (True, BGR uint8 frame) like cv2.VideoCapture."""
 
     def __init__(self, width=640, height=480, digits=6, effects="camera", seed=0, fps=0, hold=1, reference=None,
-                 margin=8):
+                 margin=8, digit_px=(MIN_DIGIT_PX, MAX_DIGIT_PX)):
         """``margin``: pixels every digit keeps from the frame's edge (and, plus 15 % of its height, from
-        the other digits); the other arguments are the URI's options."""
+        the other digits); ``digit_px``: (shortest, tallest) digit in pixels; the other arguments are the
+        URI's options."""
         if effects not in EFFECTS:
             raise ValueError("effects=%r: expected one of %s" % (effects, "|".join(EFFECTS)))
         self.width, self.height = int(width), int(height)
         self.digits, self.effects = int(digits), effects
         self.seed, self.fps, self.hold = int(seed), float(fps), max(1, int(hold))
         self.margin = int(margin)
+        self.digit_px = (int(digit_px[0]), int(digit_px[1]))
         self.images, self.labels = load_digit_pool(reference)
         self.frame_index = 0
         self.last_truth = []
@@ -176,7 +178,8 @@ class SyntheticCamera(object):
         frame = paper
         truth, placed = [], []
         for _ in range(count):
-            size = min(int(rng.randint(MIN_DIGIT_PX, MAX_DIGIT_PX + 1)), int(0.8 * min(self.width, self.height)))
+            shortest, tallest = self.digit_px
+            size = min(int(rng.randint(shortest, tallest + 1)), int(0.8 * min(self.width, self.height)))
             index = rng.randint(len(self.images))
             alpha = self._stroke_alpha(rng, self.images[index], size, camera)
             box = _ink_bbox(alpha)

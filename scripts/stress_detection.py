@@ -5,7 +5,7 @@ squared paper, glare, small digits (a page seen from afar) and a page lying on a
     .venv/bin/python scripts/stress_detection.py --model artifacts/cnn
     .venv/bin/python scripts/stress_detection.py --model artifacts/cnn --frames 150 --seed 7
 
-Every case renders ``--frames`` frames (640x480) with known boxes and digits and scores them with
+Every case renders ``--frames`` frames (640x480, or 1920x1440 up close) with known boxes and digits and scores them with
 ``edge_runtime.scenes.evaluate`` (a detection counts when its box matches a true digit with
 IoU >= 0.3; accuracy = right digits / true digits), through ONNX Runtime. It prints one
 Markdown table row per case: frames, digits, accuracy, recall, precision, false boxes. The
@@ -28,7 +28,9 @@ digits, in the digit's own ink (an enclosure may touch its digit or cross a neig
 "The page lying on a desk" shrinks a ``synthetic://`` page to 70-85 %, turns it by up to 6 degrees
 and lays it on a dark desk, a grey table or a wood grain, all of its edges in view.
 "A page seen from afar" renders ``synthetic://`` frames at 3x the size with 6-12 digits and shrinks them to 640x480:
-digits 11-43 px tall (detection looks for 2.5 % of the frame and more: 12 px). Blank pages (camera
+digits 11-43 px tall (detection looks for 2.5 % of the frame and more: 12 px). "A 1920x1440
+camera up close" renders ``synthetic://`` frames at 3x the size with digits 3x as tall (120-360 px,
+strokes up to about 50 px wide), its rulings, blur and noise at their pixel sizes. Blank pages (camera
 effects: shadows, rulings, coloured paper, no digits) count the boxes found where there is
 nothing to find.
 """
@@ -199,7 +201,8 @@ def notebook_scene(source, rng, spacing=(34, 52)):
     ones, so a digit's top nearly touches the foot of the one above it. Digits are 60-90 % of the
     spacing tall and sit on their line (crossing it by up to 2 px). ``source``: a SyntheticCamera,
     which lends its MNIST test digits, pens and (effects="camera") camera effects; ``rng``: a
-    numpy RandomState."""
+    numpy RandomState. Each truth item names its "source" (the digit's index in the camera's pool),
+    as ``SyntheticCamera.render``'s do."""
     camera = source.effects == "camera"
     w, h = source.width, source.height
     s = int(rng.randint(spacing[0], spacing[1] + 1))
@@ -227,7 +230,7 @@ def notebook_scene(source, rng, spacing=(34, 52)):
             if x + bw > w - 8 or region.shape[:2] != alpha.shape:
                 break
             region[:] = region * (1 - alpha[..., None]) + pen * alpha[..., None]
-            truth.append({"bbox": [x, y0 + by, bw, bh], "digit": int(source.labels[index])})
+            truth.append({"bbox": [x, y0 + by, bw, bh], "digit": int(source.labels[index]), "source": int(index)})
             x += bw + int(rng.uniform(0.25, 0.7) * bh)
     if camera:
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -330,6 +333,22 @@ def shrunk(frame, truth, factor=3):
     return small, [dict(t, bbox=[int(round(v / float(factor))) for v in t["bbox"]]) for t in truth]
 
 
+def up_close_camera(seed, effects, factor=3):
+    """A synthetic camera ``factor`` x as big as 640x480 whose digits are ``factor`` x as tall (a
+    high-resolution camera close to the page); its rulings, blur and noise keep their pixel sizes."""
+    from edge_runtime.synthetic import MAX_DIGIT_PX, MIN_DIGIT_PX, SyntheticCamera
+
+    width, height = SIZE
+    return SyntheticCamera(width=width * factor, height=height * factor, effects=effects, seed=seed,
+                           margin=8 * factor, digit_px=(MIN_DIGIT_PX * factor, MAX_DIGIT_PX * factor))
+
+
+def _up_close(frames, seed, effects, factor=3):
+    """``frames`` scenes of ``up_close_camera``, at their full size."""
+    source = up_close_camera(seed, effects, factor)
+    return [source.render(i) for i in range(frames)]
+
+
 def _from_afar(frames, seed, effects, factor=3):
     """``frames`` scenes of ``afar_camera``, ``shrunk``: a page with small digits (11-43 px at 3x)."""
     source = afar_camera(seed, effects, factor)
@@ -370,6 +389,8 @@ def cases(frames, seed):
     for effects in ("clean", "camera"):
         out.append(("synthetic %s, a page seen from afar (digits 11-43 px)" % effects,
                     functools.partial(_from_afar, frames, seed, effects)))
+        out.append(("synthetic %s, a 1920x1440 camera up close (digits 120-360 px)" % effects,
+                    functools.partial(_up_close, frames, seed, effects)))
         for degrees in (10, 20):
             out.append(("synthetic %s, the page turned by +-%d degrees" % (effects, degrees),
                         functools.partial(_tilted, frames, seed, effects, degrees)))

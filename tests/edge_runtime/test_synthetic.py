@@ -66,6 +66,15 @@ def test_margin_keeps_digits_from_the_edges_and_apart():
                 assert x + w + 40 < ox or ox + ow + 40 < x or y + h + 40 < oy or oy + oh + 40 < y
 
 
+def test_digit_px_sets_the_digit_heights():
+    """40-120 px by default at any frame size; ``digit_px`` renders a camera up close (the stress case)."""
+    default = [t["bbox"][3] for i in range(10) for t in SyntheticCamera(1920, 1440, seed=3).render(i)[1]]
+    close = [t["bbox"][3] for i in range(10)
+             for t in SyntheticCamera(1920, 1440, seed=3, digit_px=(120, 360)).render(i)[1]]
+    assert len(default) > 20 and len(close) > 20
+    assert max(default) <= 125 and min(close) >= 80 and max(close) >= 300
+
+
 def test_clean_and_camera_effects_differ():
     clean = frames(SyntheticCamera(seed=1, effects="clean"), 1)[0][0]
     camera = frames(SyntheticCamera(seed=1, effects="camera"), 1)[0][0]
