@@ -25,7 +25,11 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    strokes of big digits seen by a high-resolution camera); where the same closing at the working size is more than 5 %
    darker, it is taken instead (the sharp edge of a page lying on a desk, which the 1/4-size
    copy blurred into a rim of "ink" beyond it). ``ink = 1 - gray / paper`` is then
-   independent of uneven light, vignetting, exposure and soft shadows.
+   independent of uneven light, vignetting, exposure and soft shadows. It also divides the
+   sensor noise by the paper's level: on a frame whose ink map is noisy (poor light, the
+   camera's gain up) the working picture is smoothed with a 3x3 median first, and ink counts
+   only where the paper is more than twice the sensor noise brighter (not the noise where a
+   shadow or a corner darkens the paper to a few tens of gray levels).
 4. Threshold: ``ink > max(16 %, 0.45 * the frame's strong-ink level)``. Frames where
    the "ink" covers too much, or is mostly isolated specks, are noise: no digits.
 5. Ruled and margin lines: where a row/column projection shows a long line, runs
@@ -176,6 +180,9 @@ NOISE_FLOOR_K = 12.0  # on a frame without strong ink, the ink floor rises to th
 NOISE_FLOOR_MAX = 64.0  # pixel-to-neighbourhood difference (sensor noise), up to this (25 % ink);
 QUIET_NOISE = 12.0  # at most this (a median difference of 1) is a quiet frame, where the floor
 QUIET_FLOOR = 0.10  # drops to this instead (faded ink, a light pencil), unless that makes specks
+NOISY_FRAME = 0.06  # a frame whose sensor noise is this x its paper's level (poor light, the gain up) is
+NOISE_SIGMAS = 2.0  # smoothed, and its ink counts only where the paper is this x that noise brighter
+SECOND_PER_SIGMA = 1.652  # the median of |2 g - left - right| over Gaussian noise's sigma
 PEAK_OVER_NOISE = 1.75  # on a frame that measures the noise, a digit's darkest ink reaches this x that measure
 BORDER_PX = 3  # at the working size: components this close to the edge are cut by it
 THIN_ROWS = 3  # ...unless cutting their horizontal runs under this many rows tall (a ruling's stub) frees them
@@ -199,6 +206,7 @@ STACKED_ONE_SPAN = 1.9  # a part may be a 1 (a thin stroke) when the candidate s
 MAX_STROKE = 3.6  # strokes thicker than this there (a marker on a small digit; MNIST's 98th-99th percentile)
 THICK_TARGET = 3.0  # are thinned to about this (its 94th percentile)
 
+_ROW_SECOND_DIFFERENCE = np.array([[-1, 2, -1]], np.float32)
 _KERNELS = {}  # (rows, cols) -> np.ones kernel, made once (OpenCV only reads them)
 
 
@@ -724,6 +732,7 @@ class _Work(NamedTuple):
     scale_y: float
     dark: bool
     floor: float  # ink below this is never ink here: INK_FLOOR, more on a noisy frame, less on a quiet faint one
+    raw_ink: np.ndarray  # ``ink`` before the noise gate (``_above_the_noise``): the noise measures read it
 
 
 def _full_resolution_ink(work, x0, y0, x1, y1):
@@ -813,6 +822,47 @@ def _ink_floor(ink, strong):
     return max(fixed, min(NOISE_FLOOR_MAX, noise)), noise
 
 
+def _paper_noise(gray, ink):
+    """(``|2 g - left - right|`` on every other row, the mask of the paper's pixels there: ink under
+    INK_FLOOR). Along the rows, so that rulings (and, at a median, a grid's few columns) are no noise."""
+    rows = gray[::2]
+    second = cv2.convertScaleAbs(cv2.filter2D(rows, cv2.CV_16S, _ROW_SECOND_DIFFERENCE))
+    return second, cv2.compare(ink[::2], INK_FLOOR * 255.0, cv2.CMP_LT)
+
+
+def _gray_noise(gray, ink):
+    """The sensor noise's sigma in gray levels: the median of ``_paper_noise`` over SECOND_PER_SIGMA."""
+    second, paper_pixels = _paper_noise(gray, ink)
+    return _quantile(second, 0.5, paper_pixels) / SECOND_PER_SIGMA
+
+
+def _above_the_noise(gray, paper, ink):
+    """(gray, paper, ink, gate) for a noisy frame (the sensor noise at least NOISY_FRAME of the paper's
+    mean level: poor light with the camera's gain up); (gray, paper, ink, None) for any other.
+
+    ``ink = 1 - gray / paper`` divides the sensor noise by the paper's level: where a shadow or the
+    vignetting darkens the paper to a few tens of gray levels, the noise alone reaches the threshold
+    and its specks clump into "digits" or swell real ones. On such a frame the working picture is
+    smoothed with a 3x3 median (which keeps stroke edges), and the gate (255 or 0) keeps ink only
+    where the paper is more than NOISE_SIGMAS x the sensor noise (``_gray_noise``, measured before the
+    median) brighter than the pixel. Detection thresholds and measures the ink as on any frame, then
+    clears what the gate does not keep from its mask and its ink map. (On every frame, a gate broke
+    the long "ink" along a shadow's edge into digit-sized pieces; judged by the ink map's own noise,
+    dense rulings made frames noisy and the median erased small digits' strokes.) The test is a
+    count: whether most of the paper's pixels are over the noise level that would make it noisy."""
+    second, paper_pixels = _paper_noise(gray, ink)
+    level = SECOND_PER_SIGMA * NOISY_FRAME * max(MIN_PAPER_LEVEL, cv2.mean(paper)[0])
+    noisy = cv2.bitwise_and(cv2.compare(second, level, cv2.CMP_GE), paper_pixels)
+    if 2 * cv2.countNonZero(noisy) <= cv2.countNonZero(paper_pixels):
+        return gray, paper, ink, None
+    sigma = _quantile(second, 0.5, paper_pixels) / SECOND_PER_SIGMA
+    gray = cv2.medianBlur(gray, 3)
+    paper = paper_from_gray(gray)
+    ink = ink_from_gray(gray, paper)
+    _, gate = cv2.threshold(cv2.subtract(paper, gray), NOISE_SIGMAS * sigma, 255, cv2.THRESH_BINARY)
+    return gray, paper, ink, gate
+
+
 def _ink_mask(ink, threshold, work_w, work_h):
     """The binary ink mask at ``threshold`` without ruled lines; None when it looks like noise or texture."""
     _, mask = cv2.threshold(ink, threshold, 255, cv2.THRESH_BINARY)
@@ -860,6 +910,7 @@ def _work_from_frame(image, polarity):
         gray = cv2.bitwise_not(gray)
     paper = paper_from_gray(gray)
     ink = ink_from_gray(gray, paper)
+    gray, paper, ink, gate = _above_the_noise(gray, paper, ink)
     strong = _quantile(ink[::2], STRONG_INK_QUANTILE)
     # Hysteresis: strokes are traced down to a low level, but a digit needs some strong ink.
     fixed = INK_FLOOR * 255.0
@@ -878,9 +929,12 @@ def _work_from_frame(image, polarity):
         low = floor
     threshold = low
     strong_level = max(floor, INK_RELATIVE * strong, PEAK_OVER_NOISE * noise)
+    raw_ink = ink
+    if gate is not None:
+        mask, ink = cv2.bitwise_and(mask, gate), cv2.bitwise_and(ink, gate)
     mask = _closed(mask, (2, 2))
     work = _Work(image, paper, mask, ink, strong_level, float(strong), float(work_w) / w, float(work_h) / h, dark,
-                 floor)
+                 floor, raw_ink)
     return work, {"ink": ink, "mask": mask, "threshold": threshold, "dark": dark}
 
 
@@ -1338,7 +1392,7 @@ def _faint_candidates(work, found, min_h):
     new = _candidates(faint, min_h, max_pieces=FAINT_PIECES)
     if not new:
         return []
-    noise = PEAK_OVER_NOISE * _noise_floor(work.ink)  # (measured only here: most frames have no candidate)
+    noise = PEAK_OVER_NOISE * _noise_floor(work.raw_ink)  # (measured only here: most frames have no candidate)
     new = _retrace(faint, [item for item in new if _peak(work, item[0]) >= noise], sure_h=float("inf"))
     return [item for item in new
             if all(_gap(item[0], other[0]) >= FAINT_APART * item[0][3] for other in found)

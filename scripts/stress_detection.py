@@ -15,8 +15,10 @@ Font cases draw 2-6 digits per frame, 20-60 px tall, stroke 2-5 px, in blue, red
 on plain paper, or on ruled paper with a margin line in dim, uneven light; the "big" ones 70-135 px
 tall with a 1-3 px pen (a fine pen's digit is a faint hairline at the working size, beside bold
 ones). The other cases
-transform ``synthetic://`` frames (clean and with camera effects): darker with sensor noise,
-JPEG quality 20, the ink faded towards the paper, squared paper (light blue grid lines every
+transform ``synthetic://`` frames (clean and with camera effects): darker with sensor noise
+(light x0.35 or x0.2 with noise of sigma 3-4, and x0.2 / x0.1 with sigma 10 / 6: a webcam's gain
+in a dark room, where the paper in a shadow or a corner is a few tens of gray levels), JPEG quality
+20, the ink faded towards the paper, squared paper (light blue grid lines every
 16 or 24 px: a notebook's 5 mm squares seen from further or closer), a 9 px sideways motion blur,
 a glare spot (a lamp's reflection on glossy paper, washing paper and ink towards white),
 or the page turned by 10 or 20 degrees either way (shrunk to 3/4 to stay in the frame; the
@@ -374,6 +376,8 @@ def cases(frames, seed):
         ("as rendered", lambda f, rng: f),
         ("light x0.35, noise 4", lambda f, rng: dimmed(f, rng, 0.35, 4)),
         ("light x0.2, noise 3", lambda f, rng: dimmed(f, rng, 0.2, 3)),
+        ("light x0.2, noise 10", lambda f, rng: dimmed(f, rng, 0.2, 10)),
+        ("light x0.1, noise 6", lambda f, rng: dimmed(f, rng, 0.1, 6)),
         ("JPEG quality 20", lambda f, rng: jpeg(f, 20)),
         ("ink faded to 40 %", lambda f, rng: faded(f, 0.4)),
         ("ink faded to 25 %", lambda f, rng: faded(f, 0.25)),
@@ -401,7 +405,7 @@ def cases(frames, seed):
         for desk in DESKS:
             out.append(("the page lying on a %s desk, %s" % (desk, effects),
                         functools.partial(_on_desk, frames, seed, effects, desk)))
-    for name, transform in transforms[:3]:  # every box on a blank page is a false one
+    for name, transform in transforms[:5]:  # every box on a blank page is a false one
         out.append(("blank page (no digits), camera, %s" % name,
                     functools.partial(_synthetic, frames, seed, transform, effects="camera", digits=0)))
     return out

@@ -7,6 +7,7 @@ interpreter: vermin proves the syntax floor, this proves the APIs (numpy 1.19, O
 importer reading our ONNX) and the accuracy on the recorded scenes.
 """
 
+import functools
 import json
 import os
 import subprocess
@@ -83,8 +84,8 @@ def test_detection_finds_the_same_boxes_under_the_nano_stack(tmp_path):
     gap) or whose faint digits re-trace without their ruling or wider than SPLIT_WIDTH, synthetic
     camera frames, circled or boxed digits (the contour hierarchy), pages lying on a desk (the paper
     estimate's sharp edges) and 1920x1440 frames (a camera up close: the closing scaled to the working
-    size, polarity judged on a small copy): numpy 1.19 and OpenCV 4.1.1 give exactly the boxes of
-    today's."""
+    size, polarity judged on a small copy) and frames in poor light with strong sensor noise (the
+    median and the noise gate): numpy 1.19 and OpenCV 4.1.1 give exactly the boxes of today's."""
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     import stress_detection as sd
 
@@ -95,6 +96,9 @@ def test_detection_finds_the_same_boxes_under_the_nano_stack(tmp_path):
     frames += [frame for frame, _ in sd._enclosed(8, 7, "camera")]
     frames += [frame for desk in sd.DESKS for frame, _ in sd._on_desk(3, 7, "camera", desk)]
     frames += [frame for frame, _ in sd._up_close(3, 7, "camera")]
+    for factor, noise in ((0.1, 6), (0.2, 10)):
+        dim = functools.partial(sd.dimmed, factor=factor, noise=noise)
+        frames += [frame for frame, _ in sd._synthetic(3, 7, dim, effects="camera")]
     frames.append(cv2.resize(SyntheticCamera(seed=7, effects="camera").render(21)[0], None, fx=3, fy=3,
                              interpolation=cv2.INTER_CUBIC))
     np.savez_compressed(str(tmp_path / "frames.npz"), **{"f%03d" % i: frame for i, frame in enumerate(frames)})
