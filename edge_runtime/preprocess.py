@@ -6,8 +6,8 @@ imports only numpy and cv2. Every size and scale comes from the manifest's
 
 Detection approach (``digits_from_frame``): vectorised OpenCV at a working size
 (half resolution, or the longer side at 320 px for small frames and at most 960 px for
-big ones): 0.94 ms per 640x480 frame with 4.5 digits on average (300 synthetic:// frames
-in a loop, one OpenCV thread, 2-core x86 VM, 2026-11-24; 1.85 ms before the merge,
+big ones): 0.97 ms per 640x480 frame with 4.5 digits on average (300 synthetic:// frames
+in a loop, one OpenCV thread, 2-core x86 VM, night of 2026-11-24; 1.85 ms before the merge,
 ruled-line and crop changes of 2026-11-23); the per-digit work is a few small crops.
 
 1. Ink image: BGR/BGRA -> the minimum over B, G, R, so blue and red pens are as dark
@@ -22,14 +22,15 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    All of this on a copy at most 160 px long, where strokes are thin at any frame size.
 3. Paper: a closing (max then min filter) on a 1/4-size copy removes the strokes and
    keeps the edges of shadows (its kernel grows with a working size over 320 px: the wide
-   strokes of big digits seen by a high-resolution camera); where the same closing at the working size is more than 5 %
-   darker, it is taken instead (the sharp edge of a page lying on a desk, which the 1/4-size
-   copy blurred into a rim of "ink" beyond it). ``ink = 1 - gray / paper`` is then
-   independent of uneven light, vignetting, exposure and soft shadows. It also divides the
-   sensor noise by the paper's level: on a frame whose ink map is noisy (poor light, the
-   camera's gain up) the working picture is smoothed with a 3x3 median first, and ink counts
-   only where the paper is more than twice the sensor noise brighter (not the noise where a
-   shadow or a corner darkens the paper to a few tens of gray levels).
+   strokes of big digits seen by a high-resolution camera); where the same closing at the
+   working size is more than 5 % darker, it is taken instead (the sharp edge of a page
+   lying on a desk, which the 1/4-size copy blurred into a rim of "ink" beyond it).
+   ``ink = 1 - gray / paper`` is then independent of uneven light, vignetting, exposure and
+   soft shadows. It also divides the sensor noise by the paper's level: on a frame whose
+   noise is at least 6 % of its paper's level (poor light, the camera's gain up) the working
+   picture is smoothed with a 3x3 median first, and ink counts only where the paper is more
+   than twice the sensor noise brighter (not the noise where a shadow or a corner darkens
+   the paper to a few tens of gray levels).
 4. Threshold: ``ink > max(16 %, 0.45 * the frame's strong-ink level)``. Frames where
    the "ink" covers too much, or is mostly isolated specks, are noise: no digits.
 5. Ruled and margin lines: where a row/column projection shows a long line, runs

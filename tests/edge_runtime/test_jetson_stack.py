@@ -83,7 +83,7 @@ def test_detection_finds_the_same_boxes_under_the_nano_stack(tmp_path):
     """Notebook pages whose rows merged (the stacked split: connected components, np.isin, the widest
     gap) or whose faint digits re-trace without their ruling or wider than SPLIT_WIDTH, synthetic
     camera frames, circled or boxed digits (the contour hierarchy), pages lying on a desk (the paper
-    estimate's sharp edges) and 1920x1440 frames (a camera up close: the closing scaled to the working
+    estimate's sharp edges), 1920x1440 frames (a camera up close: the closing scaled to the working
     size, polarity judged on a small copy) and frames in poor light with strong sensor noise (the
     median and the noise gate): numpy 1.19 and OpenCV 4.1.1 give exactly the boxes of today's."""
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
