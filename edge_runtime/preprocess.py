@@ -40,6 +40,9 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
 6. Pieces: the outer outlines of the mask's components, those inside another's hole included,
    less the enclosures (a circle or a box drawn around a digit: a component with one at least
    40 % of its hole's height inside a hole; only the outermost outlines hid the digit).
+   A ring that touches its digit is one component with it: an outline that is nearly convex
+   and mostly hole is peeled by 1-3 pixels, and where that leaves an empty moat inside the
+   cut and a piece half to 0.85 of its height, the piece is the digit.
    Pieces of one digit (a stroke with a gap, a 5's detached bar, halves of a broken 3
    or 8) are merged by box rules: overlapping boxes, stacked pieces sharing their
    x-range and nearly touching, a small fragment close to a big piece, two thin
@@ -121,6 +124,11 @@ RETRACE_STEPS = 3  # following strokes that leave the window through at most thi
 INK_LOW = 0.45  # and its strokes are traced down to this fraction
 NESTED_SHARE = 0.4  # a component with another at least this x as tall as the hole it lies in encloses it
 ENCLOSED = 0.5  # (in a re-trace, the one inside is also at least this x the candidate's height)
+RING_HOLES = 0.5  # a component whose holes take this x its outline's area may be a ring touching its digit:
+RING_CONVEX = 0.9  # (an outline filling at least this x its convex hull: an ellipse or a box, not an 8)
+RING_PEEL = 3  # its outer 1..this many pixels are cut away, where that leaves an empty moat inside the cut
+RING_MOAT = 0.25  # (ink on at most this x the pixels along the cut's inside), and a piece left inside
+RING_INNER_MIN, RING_INNER_MAX = 0.5, 0.85  # this x the ring's height (and at most the upper x its width) is the digit
 RULING_REACH = 2  # or that grows to both sides, this far beyond its box, only through thin rows (a ruling)
 WIDE_DIGIT_GROWTH = 1.3  # a re-trace up to MERGED_MAX_WIDTH_OVER_HEIGHT wide may grow at most this x taller
 NEIGHBOUR_SHARE = 0.2  # a re-trace taking in this much of another candidate's box (not most of it) is not kept
@@ -1030,10 +1038,12 @@ def _outlines(mask, nested_h, offset=(0, 0)):
     contours, hierarchy = found[-2], found[-1]  # OpenCV 3 returns 3 values, OpenCV 4 two
     if hierarchy is None:
         return []
-    parents = [link[3] for link in hierarchy[0].tolist()]  # (plain lists: a frame has few contours)
+    links = hierarchy[0].tolist()  # (plain lists: a frame has few contours)
+    parents = [link[3] for link in links]
     nested = [i for i, parent in enumerate(parents) if parent >= 0 and parents[parent] >= 0]
     if not nested:  # (most frames: holes, but nothing inside them)
-        return [contour for contour, parent in zip(contours, parents) if parent < 0]  # noqa: B905
+        return _peel_rings(mask, contours, links, [i for i, parent in enumerate(parents) if parent < 0],
+                           nested_h, offset)
     depth = [_depth(parents, i) for i in range(len(parents))]
     enclosures = set()
     for i in nested:
@@ -1042,7 +1052,60 @@ def _outlines(mask, nested_h, offset=(0, 0)):
         inner_h, hole_h = cv2.boundingRect(contours[i])[3], cv2.boundingRect(contours[parents[i]])[3]
         if inner_h >= nested_h and inner_h >= NESTED_SHARE * hole_h:
             enclosures.add(parents[parents[i]])
-    return [contour for i, contour in enumerate(contours) if depth[i] % 2 == 0 and i not in enclosures]
+    return _peel_rings(mask, contours, links,
+                       [i for i in range(len(contours)) if depth[i] % 2 == 0 and i not in enclosures], nested_h, offset)
+
+
+def _peel_rings(mask, contours, links, kept, nested_h, offset):
+    """The outlines ``kept`` (indices into ``contours``; ``links``: the hierarchy), each one that is a
+    ring or a box drawn around a digit that touches it replaced by the digit's outlines (``_peeled``)."""
+    out = []
+    for i in kept:
+        peeled = _peeled(mask, contours, links, i, nested_h, offset) if links[i][2] >= 0 else None
+        out.extend(peeled or [contours[i]])
+    return out
+
+
+def _peeled(mask, contours, links, i, nested_h, offset):
+    """The outlines of the digit inside ring ``i``, or None when ``i`` is no ring with a digit in it.
+
+    A circle or a box drawn around a digit often touches it (or does at the re-trace's lower level),
+    and the two are one component: the enclosure rule (a component inside another's hole) does not
+    see it, and the digit was read with its ring (a 7 in a circle as a 0). A component whose holes
+    take at least RING_HOLES of its outline's area is peeled: its outer 1, 2 or 3 pixels (the ring's
+    pen) are cut away, and if the tallest piece left inside is RING_INNER_MIN-RING_INNER_MAX x the
+    outline's height (and at most RING_INNER_MAX x its width), that piece (with the pieces overlapping
+    its box) is the digit. A 0 has nothing inside; a bold digit's holes are small, and peeled it stays
+    nearly as tall as it was."""
+    outer = contours[i]
+    area = cv2.contourArea(outer)
+    holes, child = 0.0, links[i][2]
+    while child >= 0:
+        holes += cv2.contourArea(contours[child])
+        child = links[child][0]
+    if holes < RING_HOLES * area or area < RING_CONVEX * cv2.contourArea(cv2.convexHull(outer)):
+        return None
+    box = cv2.boundingRect(outer)
+    x, y, w, h = box
+    filled = _filled([outer], box)
+    ox, oy = offset
+    ink = cv2.bitwise_and(mask[y - oy : y - oy + h, x - ox : x - ox + w], filled)
+    for pen in range(1, RING_PEEL + 1):
+        interior = cv2.erode(filled, _kernel((2 * pen + 1, 2 * pen + 1)), borderType=cv2.BORDER_CONSTANT,
+                             borderValue=0)  # (the outline touches its box: the box's edge is outside)
+        rim = cv2.subtract(interior, cv2.erode(interior, _kernel((3, 3))))
+        inside = cv2.bitwise_and(ink, interior)
+        if cv2.countNonZero(cv2.bitwise_and(inside, rim)) > RING_MOAT * cv2.countNonZero(rim):
+            continue  # the pen of the ring, or a digit's own stroke, still runs along the cut
+        pieces = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x, y))[-2]
+        if not pieces:
+            continue
+        boxes = [cv2.boundingRect(piece) for piece in pieces]
+        tallest = max(boxes, key=lambda b: b[3])
+        tx, ty, tw, th = tallest
+        if th >= nested_h and RING_INNER_MIN * h <= th <= RING_INNER_MAX * h and tw <= RING_INNER_MAX * w:
+            return [pieces[boxes.index(tallest)]]
+    return None
 
 
 def _depth(parents, i):
