@@ -270,17 +270,23 @@ def test_accuracy_targets_on_synthetic_camera(model, effects, target, loss):
     assert result["accuracy"] >= min(target, oracle - loss), (oracle, result)
 
 
-def test_a_camera_up_close_reads_digits_as_well_as_a_640x480_one(model):
-    """The stress case "a 1920x1440 camera up close" (digits 120-360 px, strokes up to about 50 px),
-    seed 7: 24 camera and 12 clean frames. At least 98 % read right and at most one false box, as at
-    640x480 (the paper closing scaled to the working size; with a fixed one: 87 %, 16 false boxes)."""
+def stress_scenes():
+    """``scripts/stress_detection.py``, whose renderers make the stress cases' scenes."""
     import sys
 
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     try:
-        import stress_detection as sd
+        import stress_detection
     finally:
         sys.path.pop(0)
+    return stress_detection
+
+
+def test_a_camera_up_close_reads_digits_as_well_as_a_640x480_one(model):
+    """The stress case "a 1920x1440 camera up close" (digits 120-360 px, strokes up to about 50 px),
+    seed 7: 24 camera and 12 clean frames. At least 98 % read right and at most one false box, as at
+    640x480 (the paper closing scaled to the working size; with a fixed one: 87 %, 16 false boxes)."""
+    sd = stress_scenes()
     frames = sd._up_close(24, 7, "camera") + sd._up_close(12, 7, "clean")
     result = sc.evaluate(model.recognise, frames)
     assert result["true_digits"] > 150
@@ -292,13 +298,7 @@ def test_digits_circled_or_boxed_in_pen_are_read_without_their_ring(model):
     """The stress case "digits circled or boxed in pen", seed 7, 40 clean and 40 camera frames (240
     digits). A ring that touches its digit (or does at the re-trace's level) made one component with
     it, read with the ring (a 7 in a circle as a 0): 77.5 %. Peeled (``_peeled``): at least 87 %."""
-    import sys
-
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
-    try:
-        import stress_detection as sd
-    finally:
-        sys.path.pop(0)
+    sd = stress_scenes()
     frames = sd._enclosed(40, 7, "clean") + sd._enclosed(40, 7, "camera")
     result = sc.evaluate(model.recognise, frames)
     assert result["true_digits"] == 240
