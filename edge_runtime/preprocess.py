@@ -839,9 +839,9 @@ def _paper_noise(gray, ink):
     return second, cv2.compare(ink[::2], INK_FLOOR * 255.0, cv2.CMP_LT)
 
 
-def _gray_noise(gray, ink):
-    """The sensor noise's sigma in gray levels: the median of ``_paper_noise`` over SECOND_PER_SIGMA."""
-    second, paper_pixels = _paper_noise(gray, ink)
+def _noise_sigma(second, paper_pixels):
+    """The sensor noise's sigma in gray levels, from ``_paper_noise``: the median of ``second`` over
+    the paper's pixels, over SECOND_PER_SIGMA."""
     return _quantile(second, 0.5, paper_pixels) / SECOND_PER_SIGMA
 
 
@@ -853,7 +853,7 @@ def _above_the_noise(gray, paper, ink):
     vignetting darkens the paper to a few tens of gray levels, the noise alone reaches the threshold
     and its specks clump into "digits" or swell real ones. On such a frame the working picture is
     smoothed with a 3x3 median (which keeps stroke edges), and the gate (255 or 0) keeps ink only
-    where the paper is more than NOISE_SIGMAS x the sensor noise (``_gray_noise``, measured before the
+    where the paper is more than NOISE_SIGMAS x the sensor noise (``_noise_sigma``, measured before the
     median) brighter than the pixel. Detection thresholds and measures the ink as on any frame, then
     clears what the gate does not keep from its mask and its ink map. (On every frame, a gate broke
     the long "ink" along a shadow's edge into digit-sized pieces; judged by the ink map's own noise,
@@ -864,7 +864,7 @@ def _above_the_noise(gray, paper, ink):
     noisy = cv2.bitwise_and(cv2.compare(second, level, cv2.CMP_GE), paper_pixels)
     if 2 * cv2.countNonZero(noisy) <= cv2.countNonZero(paper_pixels):
         return gray, paper, ink, None
-    sigma = _quantile(second, 0.5, paper_pixels) / SECOND_PER_SIGMA
+    sigma = _noise_sigma(second, paper_pixels)
     gray = cv2.medianBlur(gray, 3)
     paper = paper_from_gray(gray)
     ink = ink_from_gray(gray, paper)
@@ -1072,11 +1072,12 @@ def _peeled(mask, contours, links, i, nested_h, offset):
     A circle or a box drawn around a digit often touches it (or does at the re-trace's lower level),
     and the two are one component: the enclosure rule (a component inside another's hole) does not
     see it, and the digit was read with its ring (a 7 in a circle as a 0). A component whose holes
-    take at least RING_HOLES of its outline's area is peeled: its outer 1, 2 or 3 pixels (the ring's
-    pen) are cut away, and if the tallest piece left inside is RING_INNER_MIN-RING_INNER_MAX x the
-    outline's height (and at most RING_INNER_MAX x its width), that piece (with the pieces overlapping
-    its box) is the digit. A 0 has nothing inside; a bold digit's holes are small, and peeled it stays
-    nearly as tall as it was."""
+    take at least RING_HOLES of its outline's area, and whose outline fills at least RING_CONVEX of
+    its convex hull (an ellipse or a box, not an 8), is peeled: its outer 1, 2 or 3 pixels (the ring's
+    pen) are cut away. Where ink then covers at most RING_MOAT of the pixels along the inside of the
+    cut (the ring is gone, a moat is left) and the tallest piece inside is RING_INNER_MIN-RING_INNER_MAX
+    x the outline's height (and at most RING_INNER_MAX x its width), that piece alone is the digit (the
+    other pieces are slivers of the ring). A 0 has nothing inside; a bold digit's holes are small."""
     outer = contours[i]
     area = cv2.contourArea(outer)
     holes, child = 0.0, links[i][2]
@@ -1100,11 +1101,10 @@ def _peeled(mask, contours, links, i, nested_h, offset):
         pieces = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x, y))[-2]
         if not pieces:
             continue
-        boxes = [cv2.boundingRect(piece) for piece in pieces]
-        tallest = max(boxes, key=lambda b: b[3])
-        tx, ty, tw, th = tallest
+        tallest = max(pieces, key=lambda piece: cv2.boundingRect(piece)[3])
+        _, _, tw, th = cv2.boundingRect(tallest)
         if th >= nested_h and RING_INNER_MIN * h <= th <= RING_INNER_MAX * h and tw <= RING_INNER_MAX * w:
-            return [pieces[boxes.index(tallest)]]
+            return [tallest]
     return None
 
 

@@ -111,6 +111,8 @@ class SyntheticCamera(object):
         self.seed, self.fps, self.hold = int(seed), float(fps), max(1, int(hold))
         self.margin = int(margin)
         self.digit_px = (int(digit_px[0]), int(digit_px[1]))
+        if not 8 <= self.digit_px[0] <= self.digit_px[1]:
+            raise ValueError("digit_px=%r: expected (shortest, tallest) with 8 <= shortest <= tallest" % (digit_px,))
         self.images, self.labels = load_digit_pool(reference)
         self.frame_index = 0
         self.last_truth = []

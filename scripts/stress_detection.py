@@ -8,7 +8,8 @@ squared paper, glare, small digits (a page seen from afar) and a page lying on a
 Every case renders ``--frames`` frames (640x480, or 1920x1440 up close) with known boxes and
 digits and scores them with ``edge_runtime.scenes.evaluate`` (a detection counts when its box
 matches a true digit with IoU >= 0.3; accuracy = right digits / true digits), through ONNX
-Runtime. It prints one Markdown table row per case: frames, digits, accuracy, recall, precision, false boxes. The
+Runtime. It prints one Markdown table row per case: frames, digits, accuracy, recall, precision,
+false boxes. The
 numbers of 2026-11-23 are in docs/benchmarks.md ("Stress tests beyond the generator").
 
 Font cases draw 2-6 digits per frame, 20-60 px tall, stroke 2-5 px, in blue, red or black ink,

@@ -1116,15 +1116,19 @@ def test_digits_of_a_camera_up_close_are_found_whole():
 def test_gray_noise_is_the_sigma_of_the_papers_noise():
     """Gaussian noise of sigma 5 on paper reads 4.5-5.5 (a stroke and rulings do not count); a
     flat page reads 0."""
+
+    def sigma(gray):
+        return pp._noise_sigma(*pp._paper_noise(gray, pp.ink_from_gray(gray, pp.paper_from_gray(gray))))
+
     rng = np.random.default_rng(1)
     gray = np.clip(200 + rng.normal(0, 5, (240, 320)), 0, 255).astype(np.uint8)
-    assert 4.5 <= pp._gray_noise(gray, pp.ink_from_gray(gray, pp.paper_from_gray(gray))) <= 5.5
+    assert 4.5 <= sigma(gray) <= 5.5
     gray[50:190, 100:110] = 40  # a stroke is not paper: it does not count
-    assert 4.5 <= pp._gray_noise(gray, pp.ink_from_gray(gray, pp.paper_from_gray(gray))) <= 5.8
+    assert 4.5 <= sigma(gray) <= 5.8
     gray[::8] -= 28  # faint rulings (14 % ink, under the floor) lie along the rows: no noise either
-    assert 4.5 <= pp._gray_noise(gray, pp.ink_from_gray(gray, pp.paper_from_gray(gray))) <= 5.8
+    assert 4.5 <= sigma(gray) <= 5.8
     flat = np.full((240, 320), 200, np.uint8)
-    assert pp._gray_noise(flat, pp.ink_from_gray(flat, pp.paper_from_gray(flat))) == 0.0
+    assert sigma(flat) == 0.0
 
 
 def test_the_noise_gate_clears_noise_where_the_paper_is_dark_and_keeps_strokes():

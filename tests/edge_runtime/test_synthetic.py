@@ -73,6 +73,9 @@ def test_digit_px_sets_the_digit_heights():
              for t in SyntheticCamera(1920, 1440, seed=3, digit_px=(120, 360)).render(i)[1]]
     assert len(default) > 20 and len(close) > 20
     assert max(default) <= 125 and min(close) >= 80 and max(close) >= 300
+    for bad in ((120, 40), (0, 40)):
+        with pytest.raises(ValueError, match="digit_px"):
+            SyntheticCamera(digit_px=bad)
 
 
 def test_clean_and_camera_effects_differ():
