@@ -79,6 +79,9 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    out from the ink around its strokes (not a shadow, grid lines or a patch).
    A 4 written in two strokes whose bar stops short of its stem (an "L" with an open top
    right beside a taller thin stem starting about as high) is joined into one digit.
+   A candidate beside the page, on a patterned desk (wood grain), is dropped: the "paper"
+   under it is much darker than the page's, of another colour, and inked all around it. Paper
+   in a shadow keeps the page's colour; a plain coloured note is not inked around its digits.
    Digits written on neighbouring ruled lines, one right above the other, merge into one
    tall candidate: one at least 1.6x the frame's median candidate height is cut at an empty
    middle row (and each row into its digits) when every part is a whole digit.
@@ -193,6 +196,10 @@ NOISY_FRAME = 0.06  # a frame whose sensor noise is this x its paper's level (po
 NOISE_SIGMAS = 2.0  # smoothed, and its ink counts only where the paper is this x that noise brighter
 SECOND_PER_SIGMA = 1.652  # the median of |2 g - left - right| over Gaussian noise's sigma
 PEAK_OVER_NOISE = 1.75  # on a frame that measures the noise, a digit's darkest ink reaches this x that measure
+OTHER_SURFACE = 0.6  # a candidate on "paper" darker than this x the page's (the paper's 90th percentile),
+SURFACE_CHROMA = 0.08  # of another colour (its normalised B, G, R differ from the page's by this much in all)
+SURFACE_TEXTURE = 0.2  # and with ink over this fraction of the band around it lies on a desk's pattern
+SURFACE_AROUND = 0.3  # (its colour: the brighter half of its box grown by this x its size on each side)
 BORDER_PX = 3  # at the working size: components this close to the edge are cut by it
 THIN_ROWS = 3  # ...unless cutting their horizontal runs under this many rows tall (a ruling's stub) frees them
 MIN_STROKE = 1.4  # strokes thinner than this in the model's box (a fine pen on a big digit) are grown
@@ -963,6 +970,79 @@ def _inside_dark_region(paper, box):
     return at(cy, cx) < DARK_REGION * around
 
 
+def _off_the_page(work, found):
+    """``found`` without the candidates that lie on a patterned desk beside the page (wood grain).
+
+    The grain's dark stripes are "ink" against its light ones, and the pieces the page's edge
+    and the line removal leave of them look like small digits: 237 / 404 false boxes in 150
+    frames of a page on a wood-grain desk. Such a candidate's "paper" is much darker than the
+    page's (OTHER_SURFACE), inked all around it (SURFACE_TEXTURE: a plain coloured note is not)
+    and of another colour (SURFACE_CHROMA: paper in a shadow keeps the page's colour). Needs a
+    colour frame of dark ink on paper; the colour is only looked at for dark, inked surroundings
+    (rare on a page)."""
+    if not found or work.image.ndim != 3 or not work.dark:
+        return found
+    page_level = _quantile(np.ascontiguousarray(work.paper[::PAPER_SHRINK, ::PAPER_SHRINK]), 0.9)  # (it is smooth)
+    dim = OTHER_SURFACE * page_level
+    paper_at = work.paper.item
+    page = None
+    out = []
+    for candidate in found:
+        x, y, w, h = candidate[0]
+        if paper_at(y + h // 2, x + w // 2) < dim and _inked_around(work, candidate[0]):
+            if page is None:
+                page = _page_colour(work, page_level)
+            if float(np.abs(_surroundings_colour(work, candidate[0]) - page).sum()) >= SURFACE_CHROMA:
+                continue
+        out.append(candidate)
+    return out
+
+
+def _chromaticity(mean_bgr):
+    """Mean B, G, R over their sum: the colour without its brightness (numpy [3])."""
+    mean = np.asarray(mean_bgr[:3], np.float64)
+    return mean / max(float(mean.sum()), 1.0)
+
+
+def _page_colour(work, level):
+    """The page's chromaticity: the mean colour where the paper is at least 0.8 x ``level`` (1/4 size)."""
+    ph, pw = work.paper.shape
+    size = (max(1, pw // PAPER_SHRINK), max(1, ph // PAPER_SHRINK))
+    small = cv2.resize(work.image, size, interpolation=cv2.INTER_NEAREST)
+    paper = cv2.resize(work.paper, size, interpolation=cv2.INTER_NEAREST)
+    bright = cv2.threshold(paper, 0.8 * level - 1, 255, cv2.THRESH_BINARY)[1]
+    return _chromaticity(cv2.mean(small, mask=bright))
+
+
+def _inked_around(work, box):
+    """True when ink (above the floor) covers SURFACE_TEXTURE of the band half the box's height wide
+    around it (working size): the grain's other stripes; paper around a digit is mostly bare."""
+    x, y, w, h = box
+    work_h, work_w = work.raw_ink.shape
+    reach = max(1, h // 2)
+    x0, y0 = max(0, x - reach), max(0, y - reach)
+    x1, y1 = min(work_w, x + w + reach), min(work_h, y + h + reach)
+    inked = cv2.threshold(work.raw_ink[y0:y1, x0:x1], work.floor, 255, cv2.THRESH_BINARY)[1]
+    own = cv2.countNonZero(inked[y - y0 : y - y0 + h, x - x0 : x - x0 + w])
+    band = (x1 - x0) * (y1 - y0) - w * h
+    return band > 0 and cv2.countNonZero(inked) - own >= SURFACE_TEXTURE * band
+
+
+def _surroundings_colour(work, box):
+    """The chromaticity of the brighter half (the background, not the ink) of the box grown by
+    SURFACE_AROUND x its size on each side, at full resolution."""
+    x, y, w, h = box
+    height, width = work.image.shape[:2]
+    pad_x, pad_y = SURFACE_AROUND * w / work.scale_x, SURFACE_AROUND * h / work.scale_y
+    x0, y0 = max(0, int(x / work.scale_x - pad_x)), max(0, int(y / work.scale_y - pad_y))
+    x1 = min(width, int((x + w) / work.scale_x + pad_x) + 1)
+    y1 = min(height, int((y + h) / work.scale_y + pad_y) + 1)
+    region = np.ascontiguousarray(work.image[y0:y1, x0:x1, :3])
+    darkness = darkness_source(region)
+    background = cv2.threshold(darkness, _quantile(darkness, 0.5) - 1, 255, cv2.THRESH_BINARY)[1]
+    return _chromaticity(cv2.mean(region, mask=background))
+
+
 def _solid(work, box):
     """True when a box that the working-size mask fills is a filled shape: its core (ink at least
     SOLID_LEVEL of its darkest) has no counter and is convex (a blob, a square, a disc).
@@ -1638,6 +1718,7 @@ def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, pol
     found = _candidates(work, min_h, small_h=SMALL_DIGIT * min_h)
     found = _split_stacked(work.mask, _retrace(work, found, sure_h=min_h), min_h)
     found = _join_two_stroke_fours(work.mask, found) + _faint_candidates(work, found, min_h)
+    found = _off_the_page(work, found)
     if len(found) > max_digits:
         found = sorted(found, key=lambda f: -f[2])[:max_digits]
     found = _reading_order(found)
