@@ -751,13 +751,18 @@ class _Work(NamedTuple):
     raw_ink: np.ndarray  # ``ink`` before the noise gate (``_above_the_noise``): the noise measures read it
 
 
-def _full_resolution_ink(work, x0, y0, x1, y1):
-    """The ink map of the frame's pixels under working-size region [x0:x1, y0:y1], at full resolution."""
+def _full_resolution(work, x0, y0, x1, y1):
+    """The frame's pixels under working-size region [x0:x1, y0:y1] (a view of ``work.image``)."""
     full_h, full_w = work.image.shape[:2]
-    fx0, fy0 = int(x0 / work.scale_x), int(y0 / work.scale_y)
+    fx0, fy0 = max(0, int(x0 / work.scale_x)), max(0, int(y0 / work.scale_y))
     fx1 = min(full_w, max(fx0 + 1, int(np.ceil(x1 / work.scale_x))))
     fy1 = min(full_h, max(fy0 + 1, int(np.ceil(y1 / work.scale_y))))
-    gray = darkness_source(work.image[fy0:fy1, fx0:fx1])
+    return work.image[fy0:fy1, fx0:fx1]
+
+
+def _full_resolution_ink(work, x0, y0, x1, y1):
+    """The ink map of the frame's pixels under working-size region [x0:x1, y0:y1], at full resolution."""
+    gray = darkness_source(_full_resolution(work, x0, y0, x1, y1))
     if not work.dark:
         gray = cv2.bitwise_not(gray)
     size = (gray.shape[1], gray.shape[0])
@@ -992,8 +997,8 @@ def _off_the_page(work, found):
         if paper_at(y + h // 2, x + w // 2) < dim and _inked_around(work, candidate[0]):
             if page is None:
                 page = _page_colour(work, page_level)
-            if float(np.abs(_surroundings_colour(work, candidate[0]) - page).sum()) >= SURFACE_CHROMA:
-                continue
+            if page.any() and float(np.abs(_surroundings_colour(work, candidate[0]) - page).sum()) >= SURFACE_CHROMA:
+                continue  # (no page colour, all zeros: nothing to compare with)
         out.append(candidate)
     return out
 
@@ -1030,14 +1035,10 @@ def _inked_around(work, box):
 
 def _surroundings_colour(work, box):
     """The chromaticity of the brighter half (the background, not the ink) of the box grown by
-    SURFACE_AROUND x its size on each side, at full resolution."""
+    SURFACE_AROUND x its size on each side, at full resolution (``_full_resolution``)."""
     x, y, w, h = box
-    height, width = work.image.shape[:2]
-    pad_x, pad_y = SURFACE_AROUND * w / work.scale_x, SURFACE_AROUND * h / work.scale_y
-    x0, y0 = max(0, int(x / work.scale_x - pad_x)), max(0, int(y / work.scale_y - pad_y))
-    x1 = min(width, int((x + w) / work.scale_x + pad_x) + 1)
-    y1 = min(height, int((y + h) / work.scale_y + pad_y) + 1)
-    region = np.ascontiguousarray(work.image[y0:y1, x0:x1, :3])
+    pad_x, pad_y = SURFACE_AROUND * w, SURFACE_AROUND * h
+    region = np.ascontiguousarray(_full_resolution(work, x - pad_x, y - pad_y, x + w + pad_x, y + h + pad_y)[..., :3])
     darkness = darkness_source(region)
     background = cv2.threshold(darkness, _quantile(darkness, 0.5) - 1, 255, cv2.THRESH_BINARY)[1]
     return _chromaticity(cv2.mean(region, mask=background))
