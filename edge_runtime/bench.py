@@ -287,7 +287,7 @@ def detections_line(index, boxes, probs, labels):
 def pipeline_loop(read, net, manifest, max_frames, warmup=0):
     """capture -> preprocess -> infer -> output, one frame at a time -> (per-stage ms lists, digit counts,
     process CPU ms per timed frame)."""
-    from .preprocess import digits_from_frame
+    from .preprocess import digits_from_frame, resolve_splits
 
     pre = manifest["preprocess"]
     labels = manifest["labels"]
@@ -307,15 +307,17 @@ def pipeline_loop(read, net, manifest, max_frames, warmup=0):
         t1 = clock()
         found = digits_from_frame(frame, pre, max_digits=min(32, net.max_batch), layout=layout)
         t2 = clock()
-        probs = net.infer(found.batch) if len(found.boxes) else found.batch[:0]
+        boxes, probs = found.boxes, found.batch[:0]
+        if boxes:
+            boxes, probs = resolve_splits(boxes, net.infer(found.batch), found.splits)
         t3 = clock()
-        detections_line(index, found.boxes, probs, labels)
+        detections_line(index, boxes, probs, labels)
         t4 = clock()
         if index >= warmup:
             for key, a, b in (("capture", t0, t1), ("preprocess", t1, t2), ("infer", t2, t3), ("output", t3, t4),
                               ("total", t0, t4)):
                 stage_ms[key].append((b - a) * 1000.0)
-            digits.append(len(found.boxes))
+            digits.append(len(boxes))
         index += 1
     cpu_ms = (time.process_time() - cpu_start) * 1000.0 / len(digits) if digits else None
     return stage_ms, digits, cpu_ms

@@ -52,7 +52,11 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    written apart: 3 more digits right on 300 synthetic camera frames); the merged box
    must stay digit-shaped, and a merged chain of several digit-sized pieces is
    split back into its pieces. A box wider than 1.15 x its height with an (almost)
-   empty column is split there: digits of a number written close together.
+   empty column is split there: digits of a number written close together. Digits that
+   touch stay one box; one at least 1.1 x as wide as tall is also cut at up to 3 of its
+   emptiest columns, and the pieces' images follow the boxes' in the batch (``Split``):
+   ``resolve_splits`` keeps the pieces where the model is sure of each and surer than of
+   the whole box (the model alone cannot tell a touching "41" from a 4).
 7. Rejection: specks, stubs of rulings, anything touching the frame or ROI edge
    (paper edges, shadows, digits cut by the frame), too wide (w > 2.5 h) or too
    thin shapes (text-line fragments, line remnants), solid dark blobs (filled,
@@ -119,6 +123,17 @@ SPLIT_WIDTH = 1.15  # boxes wider than this x their height may be digits written
 SPLIT_SIDE = 0.25  # split at a column at least this x the height from either side
 SPLIT_MIN_HEIGHT = 0.6  # and only into parts at least this x its height tall
 SPLIT_INK = 0.06  # holding at most this x the height in ink pixels
+# Digits of a number written closer than that (touching, or a pixel apart at the working size) stay
+# one box; a box at least NUMBER_WIDTH x as wide as tall is also read cut at up to NUMBER_CUTS of its
+# emptiest columns (NUMBER_CUT_APART x its height apart and from its sides) into pieces at least
+# NUMBER_PIECE x its height tall, and ``resolve_splits`` keeps the pieces when the model is surer of
+# them all than of the whole and their geometric mean confidence is at least NUMBER_SURE.
+NUMBER_WIDTH = 1.1
+NUMBER_CUTS = 3
+NUMBER_SPAN = 2  # a piece spans at most this many of the gaps between cut points
+NUMBER_CUT_APART = (0.2, 0.15)  # (from each other, from the sides)
+NUMBER_PIECE = 0.8
+NUMBER_SURE = 0.995
 RETRACE_LEVEL = 0.3  # each candidate is re-traced at this fraction of its darkest ink
 RETRACE_GROWTH = 2.0  # and may grow to at most this many times their height,
 FAINT_PIECE = 0.7  # or, pieces whose darkest ink is under this x the frame's strong ink (a faint digit's
@@ -260,15 +275,32 @@ class DigitBatch(NamedTuple):
     """Digits found in one frame.
 
     boxes: list of (x, y, w, h) ints in the input frame's pixel coordinates.
-    batch: float32 [N, size, size, 1] (NHWC, default) or [N, 1, size, size] (NCHW).
+    batch: float32 [N, size, size, 1] (NHWC, default) or [N, 1, size, size] (NCHW): one image
+        per box, then the pieces of ``splits``.
     crops: the normalised uint8 [size, size] images (white ink on black), for overlays.
     debug: optional dict of intermediate images (only with ``debug=True``).
+    splits: the boxes that may be several digits written close together, each a ``Split``:
+        ``resolve_splits`` reads them from the batch's probabilities.
     """
 
     boxes: List[Tuple[int, int, int, int]]
     batch: np.ndarray
     crops: Optional[List[np.ndarray]] = None
     debug: Optional[dict] = None
+    splits: Optional[list] = None
+
+
+class Split(NamedTuple):
+    """A box that may be a number written close together (digits touching or nearly so).
+
+    whole: its index in ``DigitBatch.boxes``; cuts: how many pieces its cut points make (the
+    pieces between cut points i < j are the candidate digits); pieces: {(i, j): (box in frame
+    coordinates, index of its image in ``DigitBatch.batch``)}.
+    """
+
+    whole: int
+    cuts: int
+    pieces: dict
 
 
 def _pre_value(pre, key):
@@ -1723,17 +1755,98 @@ def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, pol
     if len(found) > max_digits:
         found = sorted(found, key=lambda f: -f[2])[:max_digits]
     found = _reading_order(found)
+    enough = DETAIL_FACTOR * int(_pre_value(pre, "box"))
     boxes, crops = [], []
     for box, contours, _ in found:
-        crop = _crop_for_digit(work, contours, box, DETAIL_FACTOR * int(_pre_value(pre, "box")))
-        crops.append(normalized_uint8(crop, pre))
-        x, y, w, h = box
-        fx, fy = int(round(x / work.scale_x)), int(round(y / work.scale_y))
-        fw, fh = int(round(w / work.scale_x)), int(round(h / work.scale_y))
-        boxes.append((fx + rx, fy + ry, max(1, fw), max(1, fh)))
-    return DigitBatch(
-        boxes=boxes, batch=batch_from_crops(crops, pre, layout), crops=crops, debug=debug_images if debug else None
-    )
+        crops.append(normalized_uint8(_crop_for_digit(work, contours, box, enough), pre))
+        boxes.append(_in_frame(work, box, rx, ry))
+    splits = []  # (the pieces' images stay within max_digits too: the batch is at most that long)
+    for index, (box, contours, _) in enumerate(found):
+        if box[2] >= NUMBER_WIDTH * box[3] and len(crops) < max_digits:
+            pieces = {}
+            cuts = [0] + _number_cuts(work.mask, box) + [box[2]]
+            for i in range(len(cuts) - 1):
+                for j in range(i + 1, len(cuts)):
+                    if j - i == len(cuts) - 1 or j - i > NUMBER_SPAN:
+                        continue  # (the whole box; pieces over more gaps are rarely a digit: cost)
+                    piece = _ink_box(work.mask, (box[0] + cuts[i], box[1], cuts[j] - cuts[i], box[3]))
+                    if piece is not None and piece[3] >= NUMBER_PIECE * box[3] and len(crops) < max_digits:
+                        crops.append(normalized_uint8(_crop_for_digit(work, contours, piece, enough), pre))
+                        pieces[(i, j)] = (_in_frame(work, piece, rx, ry), len(crops) - 1)
+            if pieces:
+                splits.append(Split(index, len(cuts) - 1, pieces))
+    return DigitBatch(boxes=boxes, batch=batch_from_crops(crops, pre, layout), crops=crops,
+                      debug=debug_images if debug else None, splits=splits)
+
+
+def _in_frame(work, box, rx=0, ry=0):
+    """A working-size box in the frame's (or, offset by ``rx``, ``ry``, the ROI's frame's) pixels."""
+    x, y, w, h = box
+    fx, fy = int(round(x / work.scale_x)), int(round(y / work.scale_y))
+    fw, fh = int(round(w / work.scale_x)), int(round(h / work.scale_y))
+    return (fx + rx, fy + ry, max(1, fw), max(1, fh))
+
+
+def _number_cuts(mask, box):
+    """Up to NUMBER_CUTS columns of ``box`` (offsets from its left) where a number's digits may
+    meet: the local minima of its ink per column (smoothed over 3), emptiest first, apart."""
+    x, y, w, h = box
+    columns = cv2.reduce(mask[y : y + h, x : x + w], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() // 255
+    smooth = np.convolve(columns.astype(np.float32), np.ones(3, np.float32) / 3, mode="same")
+    apart, side = NUMBER_CUT_APART[0] * h, max(1, int(NUMBER_CUT_APART[1] * h))
+    inner = np.arange(side, w - side)
+    if inner.size == 0:
+        return []
+    minima = inner[(smooth[inner] <= smooth[inner - 1]) & (smooth[inner] <= smooth[np.minimum(inner + 1, w - 1)])]
+    kept = []
+    for cut in minima[np.argsort(smooth[minima], kind="stable")]:
+        if all(abs(int(cut) - k) >= apart for k in kept):
+            kept.append(int(cut))
+            if len(kept) == NUMBER_CUTS:
+                break
+    return sorted(kept)
+
+
+def resolve_splits(boxes, probs, splits):
+    """(boxes, probs) with each ``Split`` box replaced by its pieces where they read better.
+
+    ``probs``: the model's probabilities for the whole batch (boxes first, then the pieces). Of all
+    the ways to cut a split box at its cut points, the one whose pieces' summed log confidence is
+    highest is taken when that beats the whole box's and the pieces' geometric mean confidence is
+    at least NUMBER_SURE. Returns lists of boxes and an array of their probabilities, in order.
+    """
+    probs = np.asarray(probs)
+    if not splits:
+        return list(boxes), probs[: len(boxes)]
+    log_sure = np.log(np.maximum(probs.max(axis=1), 1e-12))
+    chosen = {}
+    for split in splits:
+        best, best_score = None, log_sure[split.whole]
+        for path in _cut_paths(split.pieces, 0, split.cuts):
+            score = sum(log_sure[split.pieces[key][1]] for key in path)
+            if score > best_score and score >= len(path) * np.log(NUMBER_SURE):
+                best, best_score = path, score
+        if best is not None:
+            chosen[split.whole] = [split.pieces[key] for key in best]
+    out_boxes, rows = [], []
+    for index, box in enumerate(boxes):
+        for piece_box, row in chosen.get(index, [(box, index)]):
+            out_boxes.append(piece_box)
+            rows.append(row)
+    return out_boxes, probs[np.asarray(rows, np.int64)] if rows else probs[:0]
+
+
+def _cut_paths(pieces, start, end):
+    """Every sequence of at least two ``pieces`` keys (i, j) leading from cut ``start`` to ``end``."""
+    for (i, j) in sorted(pieces):
+        if i != start:
+            continue
+        if j == end:
+            if start != 0:
+                yield [(i, j)]
+            continue
+        for rest in _cut_paths(pieces, j, end):
+            yield [(i, j)] + rest
 
 
 def batch_from_crops(crops, pre=None, layout="NHWC"):

@@ -259,16 +259,16 @@ def recogniser_from_infer(infer, pre=None, labels=None, min_confidence=0.0, **de
     ``pre`` is the manifest's "preprocess" dict; ``labels`` maps class index to digit.
     Detections below ``min_confidence`` are dropped.
     """
-    from edge_runtime.preprocess import digits_from_frame
+    from edge_runtime.preprocess import digits_from_frame, resolve_splits
 
     def recognise(frame):
         found = digits_from_frame(frame, pre, **detect_options)
         if not found.boxes:
             return []
-        probs = np.asarray(infer(found.batch))
+        boxes, probs = resolve_splits(found.boxes, np.asarray(infer(found.batch)), found.splits)
         classes = probs.argmax(axis=1)
         out = []
-        for box, cls, row in zip(found.boxes, classes, probs):  # noqa: B905 (Python 3.6)
+        for box, cls, row in zip(boxes, classes, probs):  # noqa: B905 (Python 3.6)
             confidence = float(row[cls])
             if confidence < min_confidence:
                 continue

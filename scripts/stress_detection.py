@@ -352,6 +352,54 @@ def _notebook(frames, seed, effects):
     return [notebook_scene(source, np.random.RandomState(seed * 1000 + i)) for i in range(frames)]
 
 
+def number_scene(source, rng, gap=(-0.1, 0.15)):
+    """(BGR frame, truth): numbers of 2-5 digits written close together, as people write them.
+
+    1-3 rows, each one number: digits 28-80 px tall (one size a number, each digit 90-110 % of
+    it), the next digit's ink starting ``gap`` x the height after the last one's (negative: their
+    boxes overlap, so strokes may touch), bottoms level within a few pixels. Plain paper; the
+    camera's effects when ``source.effects`` is "camera". Truth as ``notebook_scene``'s."""
+    camera = source.effects == "camera"
+    w, h = source.width, source.height
+    frame = np.empty((h, w, 3), np.float32)
+    frame[:] = [rng.uniform(205, 250), rng.uniform(215, 252), rng.uniform(220, 255)] if camera else 245.0
+    pen = np.array(source._ink_colour(rng, camera), np.float32)
+    truth, top = [], int(rng.randint(20, 60))
+    for _ in range(int(rng.randint(1, 4))):
+        size = int(rng.randint(28, 81))
+        base = top + int(1.2 * size)  # the row's foot
+        if base > h - 20:
+            break
+        x = int(rng.randint(20, 200)) + size // 2
+        for _ in range(int(rng.randint(2, 6))):
+            index = rng.randint(len(source.images))
+            alpha = source._stroke_alpha(rng, source.images[index], int(round(size * rng.uniform(0.9, 1.1))), camera)
+            box = _ink_bbox(alpha)
+            if box is None:
+                continue
+            bx, by, bw, bh = box
+            x0, y0 = x - bx, base + int(rng.randint(-3, 4)) - (by + bh)
+            region = frame[y0 : y0 + alpha.shape[0], x0 : x0 + alpha.shape[1]]
+            if x0 < 0 or y0 < 0 or x + bw > w - 10 or region.shape[:2] != alpha.shape:
+                break
+            region[:] = region * (1 - alpha[..., None]) + pen * alpha[..., None]
+            truth.append({"bbox": [x, y0 + by, bw, bh], "digit": int(source.labels[index]), "source": int(index)})
+            x += bw + int(round(rng.uniform(*gap) * bh))
+        top = base + int(rng.randint(15, 80))
+    if camera:
+        frame = source._camera_effects(rng, frame)
+    frame = np.clip(frame, 0, 255).astype(np.uint8)
+    return (jpeg(frame, int(rng.randint(45, 90))) if camera else frame), truth
+
+
+def _numbers(frames, seed, effects):
+    """``frames`` ``number_scene`` pages."""
+    from edge_runtime.synthetic import SyntheticCamera
+
+    source = SyntheticCamera(seed=seed, effects=effects)
+    return [number_scene(source, np.random.RandomState(seed * 1000 + i)) for i in range(frames)]
+
+
 def afar_camera(seed, effects, factor=3):
     """A synthetic camera ``factor`` x as big as 640x480, with 6-12 digits and margins to scale."""
     from edge_runtime.synthetic import SyntheticCamera
@@ -432,6 +480,8 @@ def cases(frames, seed):
                         functools.partial(_tilted, frames, seed, effects, degrees)))
         out.append(("digits written on the lines of a ruled notebook, %s" % effects,
                     functools.partial(_notebook, frames, seed, effects)))
+        out.append(("numbers written close together (digits may touch), %s" % effects,
+                    functools.partial(_numbers, frames, seed, effects)))
         out.append(("digits circled or boxed in pen, %s" % effects,
                     functools.partial(_enclosed, frames, seed, effects)))
         for desk in DESKS:

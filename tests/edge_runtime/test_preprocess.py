@@ -1290,3 +1290,87 @@ def test_digits_circled_in_the_stress_case_get_their_own_boxes(monkeypatch):
     ringed = ious()
     assert int(np.sum((ringed < 0.5) & (peeled >= 0.6))) >= 14
     assert int(np.sum((ringed >= 0.6) & (peeled < 0.5))) <= 1
+
+
+# --------------------------------------------------------------------------
+# Numbers written close together: a wide box is also read as its pieces
+# --------------------------------------------------------------------------
+
+
+def _probs(*rows):
+    """Probability rows from (digit, confidence) pairs, the rest spread over the other classes."""
+    out = np.zeros((len(rows), 10), np.float32)
+    for i, (digit, sure) in enumerate(rows):
+        out[i] = (1.0 - sure) / 9.0
+        out[i, digit] = sure
+    return out
+
+
+def _split_of_two(first):
+    """Box 0 cut at one point into two pieces, whose images are rows ``first`` and ``first + 1``."""
+    return pp.Split(0, 2, {(0, 1): ((10, 10, 20, 40), first), (1, 2): ((32, 10, 20, 40), first + 1)})
+
+
+def test_resolve_splits_keeps_pieces_the_model_is_surer_of():
+    boxes = [(10, 10, 42, 40), (80, 10, 20, 40)]
+    probs = _probs((8, 0.99), (7, 0.999), (4, 0.9995), (1, 0.9999))  # "41" read as an 8, then its pieces
+    out_boxes, out_probs = pp.resolve_splits(boxes, probs, [_split_of_two(2)])
+    assert out_boxes == [(10, 10, 20, 40), (32, 10, 20, 40), (80, 10, 20, 40)]  # the pieces in its place
+    assert out_probs.argmax(axis=1).tolist() == [4, 1, 7]
+
+
+def test_resolve_splits_keeps_the_whole_box_unless_every_piece_is_sure():
+    boxes = [(10, 10, 42, 40)]
+    doubtful = _probs((8, 0.6), (4, 0.9999), (1, 0.99))  # a piece under NUMBER_SURE (0.995)
+    assert pp.resolve_splits(boxes, doubtful, [_split_of_two(1)])[0] == boxes
+    surer_whole = _probs((0, 0.99995), (4, 0.9996), (1, 0.9996))  # the whole box reads better
+    assert pp.resolve_splits(boxes, surer_whole, [_split_of_two(1)])[0] == boxes
+    out_boxes, out_probs = pp.resolve_splits(boxes, surer_whole, [])
+    assert out_boxes == boxes and out_probs.shape == (1, 10)  # (only the boxes' rows come back)
+
+
+def test_resolve_splits_takes_the_best_way_to_cut():
+    # Cut points 0 | 1 | 2 | 3: three digits, or a two-digit piece and a digit.
+    pieces = {(0, 1): ((0, 0, 10, 30), 1), (1, 2): ((12, 0, 10, 30), 2), (2, 3): ((24, 0, 10, 30), 3),
+              (0, 2): ((0, 0, 22, 30), 4), (1, 3): ((12, 0, 22, 30), 5)}
+    probs = _probs((8, 0.9), (2, 0.9999), (0, 0.9999), (2, 0.9998), (8, 0.999), (5, 0.97))
+    out_boxes, out_probs = pp.resolve_splits([(0, 0, 34, 30)], probs, [pp.Split(0, 3, pieces)])
+    assert out_probs.argmax(axis=1).tolist() == [2, 0, 2] and len(out_boxes) == 3
+
+
+def _touching_pair():
+    """A white frame with an MNIST 2 and 3 of the shipped sample written 50 px tall, their ink boxes
+    overlapping by 12 px so that their strokes touch; (frame, the two ink boxes)."""
+    with np.load(SAMPLE_FILE) as data:
+        images, labels = data["images"], data["labels"]
+    frame = np.full((480, 640), 245.0, np.float32)
+    boxes, x = [], 200
+    for digit in (2, 3):
+        image = images[int(np.flatnonzero(labels == digit)[0])]
+        alpha = cv2.resize(image, (70, 70), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255.0
+        alpha = np.clip((alpha - 0.3) / 0.35, 0.0, 1.0)
+        rows, cols = np.flatnonzero(alpha.max(axis=1) > 0.25), np.flatnonzero(alpha.max(axis=0) > 0.25)
+        alpha = alpha[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        h, w = alpha.shape
+        region = frame[300 - h : 300, x : x + w]
+        region[:] = region * (1.0 - alpha) + 20.0 * alpha
+        boxes.append((x, 300 - h, w, h))
+        x += w - 12
+    return cv2.cvtColor(frame.astype(np.uint8), cv2.COLOR_GRAY2BGR), boxes
+
+
+def test_digits_that_touch_are_one_box_with_a_split_at_their_meeting():
+    frame, truth = _touching_pair()
+    found = pp.digits_from_frame(frame, DEFAULT_PREPROCESS)
+    assert len(found.boxes) == 1 and len(found.splits) == 1  # one component; its pieces come along
+    split = found.splits[0]
+    assert len(found.batch) == 1 + len(split.pieces)
+    pieces = [box for box, _ in split.pieces.values()]
+    for want in truth:  # one piece is each digit
+        assert max(iou(want, box) for box in pieces) >= 0.7, (want, pieces)
+
+
+def test_without_room_in_the_batch_a_wide_box_is_not_cut():
+    frame, _ = _touching_pair()
+    found = pp.digits_from_frame(frame, DEFAULT_PREPROCESS, max_digits=1)
+    assert len(found.batch) == 1 and not found.splits
