@@ -277,7 +277,7 @@ class DigitBatch(NamedTuple):
     boxes: list of (x, y, w, h) ints in the input frame's pixel coordinates.
     batch: float32 [N, size, size, 1] (NHWC, default) or [N, 1, size, size] (NCHW): one image
         per box, then the pieces of ``splits``.
-    crops: the normalised uint8 [size, size] images (white ink on black), for overlays.
+    crops: the normalised uint8 [size, size] images (white ink on black) of ``batch``, for overlays.
     debug: optional dict of intermediate images (only with ``debug=True``).
     splits: the boxes that may be several digits written close together, each a ``Split``:
         ``resolve_splits`` reads them from the batch's probabilities.
@@ -1311,7 +1311,7 @@ def split_touching(mask, box, depth=3, min_part=None):
     x, y, w, h = box
     if depth <= 0 or w <= SPLIT_WIDTH * h:
         return [box]
-    columns = cv2.reduce(mask[y : y + h, x : x + w], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() // 255
+    columns = _ink_per_line(mask, box, 0)
     side = max(2, int(SPLIT_SIDE * h))
     if w - 2 * side < 1:
         return [box]
@@ -1325,6 +1325,12 @@ def split_touching(mask, box, depth=3, min_part=None):
             return [box]  # a tail or a bar, not a whole digit: keep the box as one
         halves.append(half)
     return [part for half in halves for part in split_touching(mask, half, depth - 1, min_part)]
+
+
+def _ink_per_line(mask, box, axis):
+    """Ink pixels of the 0/255 ``mask`` inside ``box`` per column (``axis`` 0) or per row (1)."""
+    x, y, w, h = box
+    return cv2.reduce(mask[y : y + h, x : x + w], axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() // 255
 
 
 def _widest_gap(values):
@@ -1686,7 +1692,7 @@ def _stacked_parts(mask, box, tall, part_h):
     parts only shrink), each row split into the digits written close together (``split_touching``),
     down to ``part_h`` tall (a small digit beside a big one on its line)."""
     x, y, w, h = box
-    rows = cv2.reduce(mask[y : y + h, x : x + w], 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() // 255
+    rows = _ink_per_line(mask, box, 1)
     lo, hi = int(0.3 * h), int(np.ceil(0.7 * h))
     cut = lo + int(np.argmin(rows[lo:hi])) if hi > lo else lo
     if hi <= lo or rows[cut] > STACKED_TOUCH:
@@ -1760,21 +1766,12 @@ def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, pol
     for box, contours, _ in found:
         crops.append(normalized_uint8(_crop_for_digit(work, contours, box, enough), pre))
         boxes.append(_in_frame(work, box, rx, ry))
-    splits = []  # (the pieces' images stay within max_digits too: the batch is at most that long)
+    splits = []
     for index, (box, contours, _) in enumerate(found):
         if box[2] >= NUMBER_WIDTH * box[3] and len(crops) < max_digits:
-            pieces = {}
-            cuts = [0] + _number_cuts(work.mask, box) + [box[2]]
-            for i in range(len(cuts) - 1):
-                for j in range(i + 1, len(cuts)):
-                    if j - i == len(cuts) - 1 or j - i > NUMBER_SPAN:
-                        continue  # (the whole box; pieces over more gaps are rarely a digit: cost)
-                    piece = _ink_box(work.mask, (box[0] + cuts[i], box[1], cuts[j] - cuts[i], box[3]))
-                    if piece is not None and piece[3] >= NUMBER_PIECE * box[3] and len(crops) < max_digits:
-                        crops.append(normalized_uint8(_crop_for_digit(work, contours, piece, enough), pre))
-                        pieces[(i, j)] = (_in_frame(work, piece, rx, ry), len(crops) - 1)
-            if pieces:
-                splits.append(Split(index, len(cuts) - 1, pieces))
+            split = _number_split(work, index, box, contours, crops, max_digits, pre, (rx, ry))
+            if split is not None:
+                splits.append(split)
     return DigitBatch(boxes=boxes, batch=batch_from_crops(crops, pre, layout), crops=crops,
                       debug=debug_images if debug else None, splits=splits)
 
@@ -1787,12 +1784,32 @@ def _in_frame(work, box, rx=0, ry=0):
     return (fx + rx, fy + ry, max(1, fw), max(1, fh))
 
 
+def _number_split(work, index, box, contours, crops, max_digits, pre, origin):
+    """The ``Split`` of ``box`` (digit ``index``, working size) or None when it has no pieces: those
+    between its cut points i < j at least NUMBER_PIECE x its height tall, over at most NUMBER_SPAN
+    gaps (longer ones are rarely one digit and cost crops), never the whole box. Their images are
+    appended to ``crops`` while it is shorter than ``max_digits`` (the batch stays within it); their
+    boxes are in the frame's pixels, ``origin`` the ROI's corner (as ``digits_from_frame``'s)."""
+    enough = DETAIL_FACTOR * int(_pre_value(pre, "box"))
+    x, y, w, h = box
+    cuts = [0] + _number_cuts(work.mask, box) + [w]
+    gaps, pieces = len(cuts) - 1, {}
+    for i in range(gaps):
+        for j in range(i + 1, min(gaps, i + NUMBER_SPAN) + 1):
+            if j - i == gaps or len(crops) >= max_digits:
+                continue
+            piece = _ink_box(work.mask, (x + cuts[i], y, cuts[j] - cuts[i], h))
+            if piece is not None and piece[3] >= NUMBER_PIECE * h:
+                crops.append(normalized_uint8(_crop_for_digit(work, contours, piece, enough), pre))
+                pieces[(i, j)] = (_in_frame(work, piece, *origin), len(crops) - 1)
+    return Split(index, gaps, pieces) if pieces else None
+
+
 def _number_cuts(mask, box):
     """Up to NUMBER_CUTS columns of ``box`` (offsets from its left) where a number's digits may
     meet: the local minima of its ink per column (smoothed over 3), emptiest first, apart."""
-    x, y, w, h = box
-    columns = cv2.reduce(mask[y : y + h, x : x + w], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() // 255
-    smooth = np.convolve(columns.astype(np.float32), np.ones(3, np.float32) / 3, mode="same")
+    _, _, w, h = box
+    smooth = np.convolve(_ink_per_line(mask, box, 0).astype(np.float32), np.ones(3, np.float32) / 3, mode="same")
     apart, side = NUMBER_CUT_APART[0] * h, max(1, int(NUMBER_CUT_APART[1] * h))
     inner = np.arange(side, w - side)
     if inner.size == 0:
@@ -1837,13 +1854,13 @@ def resolve_splits(boxes, probs, splits):
 
 
 def _cut_paths(pieces, start, end):
-    """Every sequence of at least two ``pieces`` keys (i, j) leading from cut ``start`` to ``end``."""
+    """Every sequence of ``pieces`` keys (i, j) leading from cut ``start`` to ``end`` (the whole box is
+    never a piece, so from 0 each has at least two)."""
     for (i, j) in sorted(pieces):
         if i != start:
             continue
         if j == end:
-            if start != 0:
-                yield [(i, j)]
+            yield [(i, j)]
             continue
         for rest in _cut_paths(pieces, j, end):
             yield [(i, j)] + rest

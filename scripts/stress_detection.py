@@ -179,7 +179,7 @@ def tilted(frame, truth, degrees, images=None):
 
 # A pen stroke's ink box is where its coverage passes 0.25 (synthetic._ink_bbox) after the pen's
 # ramp (coverage - 0.3) / 0.35 (synthetic._stroke_alpha): an MNIST pixel of 0.3875 x 255 or more.
-INK_LEVEL = 99
+INK_LEVEL = int(np.ceil(255 * (0.3 + 0.25 * 0.35)))  # (99)
 
 
 def _ink_corners(digit, box):
@@ -228,6 +228,31 @@ def _tilted(frames, seed, effects, degrees):
             for i, (frame, truth) in enumerate(source.render(i) for i in range(frames))]
 
 
+def _write_digits(frame, source, rng, pen, x, foot, count, size, jitter, step, margin):
+    """Write ``count`` digits of ``source``'s pool in ``pen`` on ``frame`` from ``x`` rightwards, each
+    one's ink ending at row ``foot`` + ``rng.randint(*jitter)``, ``size[0]`` x uniform(``size[1:]``)
+    tall as ``_stroke_alpha`` draws it, the next starting ``step(its ink height)`` after its ink;
+    stops ``margin`` px before the right edge or where a digit would leave the frame. Returns the
+    truth items (each naming its "source", the digit's index in the pool)."""
+    camera = source.effects == "camera"
+    truth = []
+    for _ in range(count):
+        index = rng.randint(len(source.images))
+        alpha = source._stroke_alpha(rng, source.images[index], int(round(size[0] * rng.uniform(*size[1:]))), camera)
+        box = _ink_bbox(alpha)
+        if box is None:
+            continue
+        bx, by, bw, bh = box
+        x0, y0 = x - bx, foot + int(rng.randint(*jitter)) - (by + bh)
+        region = frame[max(0, y0) : y0 + alpha.shape[0], max(0, x0) : x0 + alpha.shape[1]]
+        if x + bw > frame.shape[1] - margin or region.shape[:2] != alpha.shape:
+            break
+        region[:] = region * (1 - alpha[..., None]) + pen * alpha[..., None]
+        truth.append({"bbox": [x, y0 + by, bw, bh], "digit": int(source.labels[index]), "source": int(index)})
+        x += bw + step(bh)
+    return truth
+
+
 def notebook_scene(source, rng, spacing=(34, 52)):
     """(BGR frame, truth): digits written on the lines of a ruled notebook page, as people write them.
 
@@ -251,21 +276,8 @@ def notebook_scene(source, rng, spacing=(34, 52)):
     rng.shuffle(rows)
     truth = []
     for y in sorted(rows[: int(rng.randint(2, 5))]):
-        x = int(rng.randint(8, 60))
-        for _ in range(int(rng.randint(2, 6))):
-            index = rng.randint(len(source.images))
-            alpha = source._stroke_alpha(rng, source.images[index], int(round(s * rng.uniform(0.6, 0.9))), camera)
-            box = _ink_bbox(alpha)
-            if box is None:
-                continue
-            bx, by, bw, bh = box
-            x0, y0 = x - bx, y + int(rng.randint(-1, 3)) - (by + bh)
-            region = frame[y0 : y0 + alpha.shape[0], x0 : x0 + alpha.shape[1]]
-            if x + bw > w - 8 or region.shape[:2] != alpha.shape:
-                break
-            region[:] = region * (1 - alpha[..., None]) + pen * alpha[..., None]
-            truth.append({"bbox": [x, y0 + by, bw, bh], "digit": int(source.labels[index]), "source": int(index)})
-            x += bw + int(rng.uniform(0.25, 0.7) * bh)
+        truth += _write_digits(frame, source, rng, pen, int(rng.randint(8, 60)), y, int(rng.randint(2, 6)),
+                               (s, 0.6, 0.9), (-1, 3), lambda bh: int(rng.uniform(0.25, 0.7) * bh), 8)
     if camera:
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
         gx, gy = rng.uniform(-0.35, 0.35, size=2)
@@ -370,21 +382,9 @@ def number_scene(source, rng, gap=(-0.1, 0.15)):
         base = top + int(1.2 * size)  # the row's foot
         if base > h - 20:
             break
-        x = int(rng.randint(20, 200)) + size // 2
-        for _ in range(int(rng.randint(2, 6))):
-            index = rng.randint(len(source.images))
-            alpha = source._stroke_alpha(rng, source.images[index], int(round(size * rng.uniform(0.9, 1.1))), camera)
-            box = _ink_bbox(alpha)
-            if box is None:
-                continue
-            bx, by, bw, bh = box
-            x0, y0 = x - bx, base + int(rng.randint(-3, 4)) - (by + bh)
-            region = frame[y0 : y0 + alpha.shape[0], x0 : x0 + alpha.shape[1]]
-            if x0 < 0 or y0 < 0 or x + bw > w - 10 or region.shape[:2] != alpha.shape:
-                break
-            region[:] = region * (1 - alpha[..., None]) + pen * alpha[..., None]
-            truth.append({"bbox": [x, y0 + by, bw, bh], "digit": int(source.labels[index]), "source": int(index)})
-            x += bw + int(round(rng.uniform(*gap) * bh))
+        truth += _write_digits(frame, source, rng, pen, int(rng.randint(20, 200)) + size // 2, base,
+                               int(rng.randint(2, 6)), (size, 0.9, 1.1), (-3, 4),
+                               lambda bh: int(round(rng.uniform(*gap) * bh)), 10)
         top = base + int(rng.randint(15, 80))
     if camera:
         frame = source._camera_effects(rng, frame)
