@@ -287,7 +287,7 @@ def detections_line(index, boxes, probs, labels):
 def pipeline_loop(read, net, manifest, max_frames, warmup=0):
     """capture -> preprocess -> infer -> output, one frame at a time -> (per-stage ms lists, digit counts,
     process CPU ms per timed frame)."""
-    from .preprocess import digits_from_frame, resolve_splits
+    from .preprocess import digits_from_frame, read_numbers
 
     pre = manifest["preprocess"]
     labels = manifest["labels"]
@@ -305,11 +305,12 @@ def pipeline_loop(read, net, manifest, max_frames, warmup=0):
         if not ok:
             break
         t1 = clock()
-        found = digits_from_frame(frame, pre, max_digits=min(32, net.max_batch), layout=layout)
+        max_digits = min(32, net.max_batch)
+        found = digits_from_frame(frame, pre, max_digits=max_digits, layout=layout)
         t2 = clock()
         boxes, probs = found.boxes, found.batch[:0]
         if boxes:
-            boxes, probs = resolve_splits(boxes, net.infer(found.batch), found.splits)
+            boxes, probs = read_numbers(boxes, net.infer(found.batch), found.numbers, net.infer, max_digits)
         t3 = clock()
         detections_line(index, boxes, probs, labels)
         t4 = clock()

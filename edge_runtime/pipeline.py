@@ -182,7 +182,7 @@ _SKIPPED = object()  # _read_frame: the source gave a frame that cannot be used 
 class FrameResult(object):
     """One recognised frame: what outputs receive."""
 
-    __slots__ = ("index", "name", "frame", "boxes", "splits", "batch", "probs", "detections", "timings", "truth", "t0",
+    __slots__ = ("index", "name", "frame", "boxes", "numbers", "batch", "probs", "detections", "timings", "truth", "t0",
                  "seq")
 
     def __init__(self, index, name, frame, t0, capture_ms, truth=None):
@@ -193,7 +193,7 @@ class FrameResult(object):
         self.timings = {"capture": capture_ms}
         self.truth = truth
         self.boxes = []
-        self.splits = None
+        self.numbers = None
         self.batch = None
         self.probs = None
         self.detections = []
@@ -327,7 +327,7 @@ def detect_digits(result, detector, manifest, roi, max_digits):
     t0 = clock()
     found = detector(result.frame, manifest["preprocess"], roi=roi, max_digits=max_digits)
     result.boxes = [tuple(int(v) for v in b) for b in found.boxes]
-    result.splits = getattr(found, "splits", None)  # (a detector of another revision may have none)
+    result.numbers = getattr(found, "numbers", None)  # (a detector of another revision may have none)
     result.batch = found.batch
     result.timings["preprocess"] = (clock() - t0) * 1e3
     return result
@@ -343,9 +343,9 @@ class _Classifier(object):
         self.smoother = smoother
         self.labels = manifest["labels"]
         self.max_batch = int(getattr(net, "max_batch", 1 << 30))
-        from .preprocess import resolve_splits
+        from .preprocess import read_numbers
 
-        self.resolve_splits = resolve_splits
+        self.read_numbers = read_numbers
 
     def infer(self, batch):
         batch = batch_for_manifest(batch, self.manifest)
@@ -359,10 +359,11 @@ class _Classifier(object):
         boxes = result.boxes
         if boxes:
             probs = self.infer(np.asarray(result.batch, dtype=np.float32))
-            boxes, probs = self.resolve_splits(boxes, probs, result.splits)
+            boxes, probs = self.read_numbers(boxes, probs, result.numbers, self.infer)
             result.boxes = boxes
         else:
             probs = np.zeros((0, len(self.labels)), np.float32)
+        result.numbers = None  # (it holds the frame's working images)
         if self.smoother is not None:
             probs, _ = self.smoother.update(boxes, probs)
         result.probs = probs

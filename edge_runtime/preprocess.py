@@ -53,10 +53,11 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    must stay digit-shaped, and a merged chain of several digit-sized pieces is
    split back into its pieces. A box wider than 1.15 x its height with an (almost)
    empty column is split there: digits of a number written close together. Digits that
-   touch stay one box; one at least 1.1 x as wide as tall is also cut at up to 3 of its
-   emptiest columns, and the pieces' images follow the boxes' in the batch (``Split``):
-   ``resolve_splits`` keeps the pieces where the model is sure of each and surer than of
-   the whole box (the model alone cannot tell a touching "41" from a 4).
+   touch stay one box. After the model has read the boxes, one at least as wide as tall
+   that it reads below 99.9 % is cut at up to 4 of its emptiest columns and its pieces are
+   read in a second batch (``Numbers``, ``read_numbers``): the pieces are kept where the
+   model is sure of each, surer than of the whole box, and their feet are level (the model
+   alone cannot tell a touching "41" from a 4). Frames without such a box pay nothing.
 7. Rejection: specks, stubs of rulings, anything touching the frame or ROI edge
    (paper edges, shadows, digits cut by the frame), too wide (w > 2.5 h) or too
    thin shapes (text-line fragments, line remnants), solid dark blobs (filled,
@@ -124,16 +125,23 @@ SPLIT_SIDE = 0.25  # split at a column at least this x the height from either si
 SPLIT_MIN_HEIGHT = 0.6  # and only into parts at least this x its height tall
 SPLIT_INK = 0.06  # holding at most this x the height in ink pixels
 # Digits of a number written closer than that (touching, or a pixel apart at the working size) stay
-# one box; a box at least NUMBER_WIDTH x as wide as tall is also read cut at up to NUMBER_CUTS of its
-# emptiest columns (NUMBER_CUT_APART x its height apart and from its sides) into pieces at least
-# NUMBER_PIECE x its height tall, and ``resolve_splits`` keeps the pieces when the model is surer of
-# them all than of the whole and their geometric mean confidence is at least NUMBER_SURE.
-NUMBER_WIDTH = 1.1
-NUMBER_CUTS = 3
-NUMBER_SPAN = 2  # a piece spans at most this many of the gaps between cut points
+# one box. A box at least NUMBER_WIDTH x as wide as tall that the model reads below NUMBER_DOUBT is
+# cut at up to NUMBER_CUTS of its emptiest columns (NUMBER_CUT_APART x its height apart and from its
+# sides) into pieces at least NUMBER_PIECE x its height tall, read in a second batch, and
+# ``resolve_splits`` keeps the pieces when the model is surer of them all than of the whole and their
+# geometric mean confidence is at least NUMBER_SURE (NUMBER_SURE_NARROW for a box less than
+# NUMBER_WIDE x as wide as tall: more often one wide digit, a 7's tail read as a 1, than two) and
+# their feet are level, within NUMBER_LEVEL x the box's height (the pieces of one wide digit rarely are).
+NUMBER_WIDTH = 1.0
+NUMBER_DOUBT = 0.999
+NUMBER_CUTS = 4
+NUMBER_DIGIT_WIDTH = 0.4  # and at most one cut per this x its height of width (a narrow box, 1-2 cuts)
 NUMBER_CUT_APART = (0.2, 0.15)  # (from each other, from the sides)
-NUMBER_PIECE = 0.8
+NUMBER_PIECE = 0.7
 NUMBER_SURE = 0.995
+NUMBER_WIDE = 1.3
+NUMBER_SURE_NARROW = 0.999
+NUMBER_LEVEL = 0.15
 RETRACE_LEVEL = 0.3  # each candidate is re-traced at this fraction of its darkest ink
 RETRACE_GROWTH = 2.0  # and may grow to at most this many times their height,
 FAINT_PIECE = 0.7  # or, pieces whose darkest ink is under this x the frame's strong ink (a faint digit's
@@ -276,18 +284,18 @@ class DigitBatch(NamedTuple):
 
     boxes: list of (x, y, w, h) ints in the input frame's pixel coordinates.
     batch: float32 [N, size, size, 1] (NHWC, default) or [N, 1, size, size] (NCHW): one image
-        per box, then the pieces of ``splits``.
+        per box.
     crops: the normalised uint8 [size, size] images (white ink on black) of ``batch``, for overlays.
     debug: optional dict of intermediate images (only with ``debug=True``).
-    splits: the boxes that may be several digits written close together, each a ``Split``:
-        ``resolve_splits`` reads them from the batch's probabilities.
+    numbers: the boxes that may be several digits written close together (a ``Numbers``, or None):
+        ``read_numbers`` cuts those the model doubts and reads their pieces.
     """
 
     boxes: List[Tuple[int, int, int, int]]
     batch: np.ndarray
     crops: Optional[List[np.ndarray]] = None
     debug: Optional[dict] = None
-    splits: Optional[list] = None
+    numbers: Optional["Numbers"] = None
 
 
 class Split(NamedTuple):
@@ -295,7 +303,7 @@ class Split(NamedTuple):
 
     whole: its index in ``DigitBatch.boxes``; cuts: how many pieces its cut points make (the
     pieces between cut points i < j are the candidate digits); pieces: {(i, j): (box in frame
-    coordinates, index of its image in ``DigitBatch.batch``)}.
+    coordinates, row of its probabilities: the boxes' rows come first, then the pieces')}.
     """
 
     whole: int
@@ -810,11 +818,13 @@ def _filled(contours, box):
     return out
 
 
-def _crop_for_digit(work, contours, box, enough_pixels):
+def _crop_for_digit(work, contours, box, enough_pixels, columns=None):
     """White-on-black uint8 crop of one digit, cut to its own strokes.
 
     A digit at least ``enough_pixels`` tall at the working size is cut from the working ink map
     (it is downscaled to the model's box anyway); smaller ones from the full-resolution frame.
+    ``columns``: (left, right), working size: only the strokes in those columns (a piece of a
+    number cut from its neighbours, ``Numbers``), not the neighbours' near its box.
     """
     bx, by, bw, bh = box
     wh, ww = work.mask.shape
@@ -828,6 +838,9 @@ def _crop_for_digit(work, contours, box, enough_pixels):
     own[:, bx - x0 + bw + 1 :] = 0
     own[: max(0, by - y0 - 1)] = 0  # (and one of two digits stacked on ruled lines, from the other)
     own[by - y0 + bh + 1 :] = 0
+    if columns is not None:
+        own[:, : max(0, columns[0] - x0)] = 0
+        own[:, max(0, columns[1] - x0) :] = 0
     if bh >= enough_pixels or work.scale_x >= 1.0:
         ink = work.ink[y0:y1, x0:x1]
         own = cv2.dilate(own, _kernel((3, 3)))
@@ -1766,14 +1779,10 @@ def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, pol
     for box, contours, _ in found:
         crops.append(normalized_uint8(_crop_for_digit(work, contours, box, enough), pre))
         boxes.append(_in_frame(work, box, rx, ry))
-    splits = []
-    for index, (box, contours, _) in enumerate(found):
-        if box[2] >= NUMBER_WIDTH * box[3] and len(crops) < max_digits:
-            split = _number_split(work, index, box, contours, crops, max_digits, pre, (rx, ry))
-            if split is not None:
-                splits.append(split)
+    wide = [(index, box, contours) for index, (box, contours, _) in enumerate(found) if box[2] >= NUMBER_WIDTH * box[3]]
     return DigitBatch(boxes=boxes, batch=batch_from_crops(crops, pre, layout), crops=crops,
-                      debug=debug_images if debug else None, splits=splits)
+                      debug=debug_images if debug else None,
+                      numbers=Numbers(work, wide, len(boxes), pre, layout, (rx, ry)) if wide else None)
 
 
 def _in_frame(work, box, rx=0, ry=0):
@@ -1784,30 +1793,80 @@ def _in_frame(work, box, rx=0, ry=0):
     return (fx + rx, fy + ry, max(1, fw), max(1, fh))
 
 
-def _number_split(work, index, box, contours, crops, max_digits, pre, origin):
-    """The ``Split`` of ``box`` (digit ``index``, working size) or None when it has no pieces: those
-    between its cut points i < j at least NUMBER_PIECE x its height tall, over at most NUMBER_SPAN
-    gaps (longer ones are rarely one digit and cost crops), never the whole box. Their images are
-    appended to ``crops`` while it is shorter than ``max_digits`` (the batch stays within it); their
-    boxes are in the frame's pixels, ``origin`` the ROI's corner (as ``digits_from_frame``'s)."""
-    enough = DETAIL_FACTOR * int(_pre_value(pre, "box"))
-    x, y, w, h = box
-    cuts = [0] + _number_cuts(work.mask, box) + [w]
-    gaps, pieces = len(cuts) - 1, {}
-    for i in range(gaps):
-        for j in range(i + 1, min(gaps, i + NUMBER_SPAN) + 1):
-            if j - i == gaps or len(crops) >= max_digits:
-                continue
-            piece = _ink_box(work.mask, (x + cuts[i], y, cuts[j] - cuts[i], h))
-            if piece is not None and piece[3] >= NUMBER_PIECE * h:
-                crops.append(normalized_uint8(_crop_for_digit(work, contours, piece, enough), pre))
-                pieces[(i, j)] = (_in_frame(work, piece, *origin), len(crops) - 1)
-    return Split(index, gaps, pieces) if pieces else None
+class Numbers(object):
+    """The boxes of one frame that may be numbers written close together (digits touching), kept
+    with the frame's working images so that ``cut`` makes their pieces only when they are needed."""
+
+    __slots__ = ("work", "wide", "rows", "pre", "layout", "origin")
+
+    def __init__(self, work, wide, rows, pre, layout, origin):
+        """``wide``: [(index in the frame's boxes, working-size box, contours)]; ``rows``: how many
+        boxes the frame has (the pieces' probability rows follow theirs); ``origin``: the ROI's
+        corner in the frame."""
+        self.work, self.wide, self.rows = work, wide, rows
+        self.pre, self.layout, self.origin = pre, layout, origin
+
+    @property
+    def indices(self):
+        """The indices of the boxes that may be numbers."""
+        return [index for index, _, _ in self.wide]
+
+    def cut(self, indices, max_digits):
+        """(``Split`` list, their pieces' batch) for the boxes at ``indices``, at most ``max_digits``
+        pieces in all (the batch stays within an engine's batch size)."""
+        chosen = set(indices)
+        splits, crops = [], []
+        for index, box, contours in self.wide:
+            if index in chosen and len(crops) < max_digits:
+                split = self._split(index, box, contours, crops, max_digits)
+                if split is not None:
+                    splits.append(split)
+        return splits, batch_from_crops(crops, self.pre, self.layout)
+
+    def _split(self, index, box, contours, crops, max_digits):
+        """The ``Split`` of ``box`` (digit ``index``, working size) or None when it has no pieces:
+        those between its cut points i < j at least NUMBER_PIECE x its height tall, never the whole
+        box. Their images, cut to the pieces' columns, are appended to ``crops`` while it is
+        shorter than ``max_digits``."""
+        work = self.work
+        enough = DETAIL_FACTOR * int(_pre_value(self.pre, "box"))
+        x, y, w, h = box
+        cuts = [0] + _number_cuts(work.mask, box) + [w]
+        gaps, pieces = len(cuts) - 1, {}
+        for i in range(gaps):
+            for j in range(i + 1, gaps + 1):
+                if j - i == gaps or len(crops) >= max_digits:
+                    continue
+                columns = (x + cuts[i], x + cuts[j])
+                piece = _ink_box(work.mask, (columns[0], y, columns[1] - columns[0], h))
+                if piece is not None and piece[3] >= NUMBER_PIECE * h:
+                    crops.append(normalized_uint8(_crop_for_digit(work, contours, piece, enough, columns), self.pre))
+                    pieces[(i, j)] = (_in_frame(work, piece, *self.origin), self.rows + len(crops) - 1)
+        return Split(index, gaps, pieces) if pieces else None
+
+
+def read_numbers(boxes, probs, numbers, infer, max_digits=32):
+    """(boxes, probs) with the boxes of ``numbers`` that the model reads below NUMBER_DOUBT cut into
+    pieces, the pieces read by ``infer(batch) -> probabilities`` and kept where ``resolve_splits``
+    finds them better. ``probs``: the model's probabilities for ``boxes``; ``numbers``: the
+    ``DigitBatch``'s (None: nothing to cut)."""
+    probs = np.asarray(probs)
+    if numbers is None or not len(boxes):
+        return list(boxes), probs[: len(boxes)]
+    doubtful = [index for index in numbers.indices if probs[index].max() < NUMBER_DOUBT]
+    if not doubtful:
+        return list(boxes), probs[: len(boxes)]
+    splits, batch = numbers.cut(doubtful, max_digits)
+    if not splits:
+        return list(boxes), probs[: len(boxes)]
+    more = np.asarray(infer(batch), probs.dtype) if len(batch) else probs[:0]
+    return resolve_splits(boxes, np.concatenate([probs, more]), splits)
 
 
 def _number_cuts(mask, box):
-    """Up to NUMBER_CUTS columns of ``box`` (offsets from its left) where a number's digits may
-    meet: the local minima of its ink per column (smoothed over 3), emptiest first, apart."""
+    """Up to NUMBER_CUTS columns of ``box`` (offsets from its left; one per NUMBER_DIGIT_WIDTH x its
+    height of width) where a number's digits may meet: the local minima of its ink per column
+    (smoothed over 3), emptiest first, apart."""
     _, _, w, h = box
     smooth = np.convolve(_ink_per_line(mask, box, 0).astype(np.float32), np.ones(3, np.float32) / 3, mode="same")
     apart, side = NUMBER_CUT_APART[0] * h, max(1, int(NUMBER_CUT_APART[1] * h))
@@ -1815,11 +1874,12 @@ def _number_cuts(mask, box):
     if inner.size == 0:
         return []
     minima = inner[(smooth[inner] <= smooth[inner - 1]) & (smooth[inner] <= smooth[np.minimum(inner + 1, w - 1)])]
+    most = min(NUMBER_CUTS, max(1, int(w / (NUMBER_DIGIT_WIDTH * h))))
     kept = []
     for cut in minima[np.argsort(smooth[minima], kind="stable")]:
         if all(abs(int(cut) - k) >= apart for k in kept):
             kept.append(int(cut))
-            if len(kept) == NUMBER_CUTS:
+            if len(kept) == most:
                 break
     return sorted(kept)
 
@@ -1827,10 +1887,11 @@ def _number_cuts(mask, box):
 def resolve_splits(boxes, probs, splits):
     """(boxes, probs) with each ``Split`` box replaced by its pieces where they read better.
 
-    ``probs``: the model's probabilities for the whole batch (boxes first, then the pieces). Of all
-    the ways to cut a split box at its cut points, the one whose pieces' summed log confidence is
-    highest is taken when that beats the whole box's and the pieces' geometric mean confidence is
-    at least NUMBER_SURE. Returns lists of boxes and an array of their probabilities, in order.
+    ``probs``: the model's probabilities, the boxes' rows first, then the pieces'. Of all the ways
+    to cut a split box at its cut points, the one whose pieces' summed log confidence is highest is
+    taken when that beats the whole box's and the pieces' geometric mean confidence is at least
+    NUMBER_SURE (NUMBER_SURE_NARROW for a box less than NUMBER_WIDE x as wide as tall), and their
+    feet are level (``_level``). Returns lists of boxes and an array of their probabilities, in order.
     """
     probs = np.asarray(probs)
     if not splits:
@@ -1839,9 +1900,11 @@ def resolve_splits(boxes, probs, splits):
     chosen = {}
     for split in splits:
         best, best_score = None, log_sure[split.whole]
+        _, _, w, h = boxes[split.whole]
+        log_bar = np.log(NUMBER_SURE if w >= NUMBER_WIDE * h else NUMBER_SURE_NARROW)
         for path in _cut_paths(split.pieces, 0, split.cuts):
             score = sum(log_sure[split.pieces[key][1]] for key in path)
-            if score > best_score and score >= len(path) * np.log(NUMBER_SURE):
+            if score > best_score and score >= len(path) * log_bar and _level(split.pieces, path, h):
                 best, best_score = path, score
         if best is not None:
             chosen[split.whole] = [split.pieces[key] for key in best]
@@ -1851,6 +1914,12 @@ def resolve_splits(boxes, probs, splits):
             out_boxes.append(piece_box)
             rows.append(row)
     return out_boxes, probs[np.asarray(rows, np.int64)] if rows else probs[:0]
+
+
+def _level(pieces, path, height):
+    """Whether the feet of the ``path``'s pieces are within NUMBER_LEVEL x ``height`` of each other."""
+    feet = [pieces[key][0][1] + pieces[key][0][3] for key in path]
+    return max(feet) - min(feet) <= NUMBER_LEVEL * height
 
 
 def _cut_paths(pieces, start, end):

@@ -259,13 +259,13 @@ def recogniser_from_infer(infer, pre=None, labels=None, min_confidence=0.0, **de
     ``pre`` is the manifest's "preprocess" dict; ``labels`` maps class index to digit.
     Detections below ``min_confidence`` are dropped.
     """
-    from edge_runtime.preprocess import digits_from_frame, resolve_splits
+    from edge_runtime.preprocess import digits_from_frame, read_numbers
 
     def recognise(frame):
         found = digits_from_frame(frame, pre, **detect_options)
         if not found.boxes:
             return []
-        boxes, probs = resolve_splits(found.boxes, np.asarray(infer(found.batch)), found.splits)
+        boxes, probs = read_numbers(found.boxes, np.asarray(infer(found.batch)), found.numbers, infer)
         classes = probs.argmax(axis=1)
         out = []
         for box, cls, row in zip(boxes, classes, probs):  # noqa: B905 (Python 3.6)

@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import types
 
 import numpy as np
 
@@ -49,7 +50,29 @@ def detector_at(rev, workdir):
     spec = importlib.util.spec_from_file_location("preprocess_at_rev", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.digits_from_frame
+    if hasattr(module, "Numbers"):
+        return module.digits_from_frame
+
+    def eager(frame, pre, **options):
+        """A revision before ``Numbers`` put its number pieces in the batch (``splits``)."""
+        found = module.digits_from_frame(frame, pre, **options)
+        splits = getattr(found, "splits", None)
+        return types.SimpleNamespace(boxes=found.boxes, batch=found.batch,
+                                     numbers=_EagerNumbers(splits) if splits else None)
+
+    return eager
+
+
+class _EagerNumbers(object):
+    """An older revision's number pieces, already in its batch, read through ``read_numbers``."""
+
+    def __init__(self, splits):
+        self.splits = splits
+        self.indices = [split.whole for split in splits]
+
+    def cut(self, indices, max_digits):
+        """(the splits of ``indices``, no more images: theirs are in the frame's batch already)."""
+        return [split for split in self.splits if split.whole in indices], np.zeros((0, 28, 28, 1), np.float32)
 
 
 def one_pass(manifest, frames, detector, threads):

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from edge_runtime import manifest as mf
-from edge_runtime.preprocess import digits_from_frame, resolve_splits
+from edge_runtime.preprocess import digits_from_frame, read_numbers
 
 PROG = "keras_baseline"
 LOG = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def time_loop(frames, pre, infer, warmup):
         t1 = clock()
         labels = []
         if len(found.boxes):
-            _, probs = resolve_splits(found.boxes, np.asarray(infer(found.batch)), found.splits)
+            _, probs = read_numbers(found.boxes, np.asarray(infer(found.batch)), found.numbers, infer)
             labels = [int(k) for k in probs.argmax(axis=1)]
         t2 = clock()
         totals.append((t2 - t0) * 1000.0)

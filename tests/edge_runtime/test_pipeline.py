@@ -436,3 +436,31 @@ def test_onnxruntime_gets_one_intra_op_thread_unless_asked(tiny_bundle, options,
     summary = run_pipeline(MemorySource(frames), "onnxruntime", tiny_bundle, backend_options=options)
     assert summary.frames == 2
     assert summary.backend_info["intra_op_threads"] == threads
+
+
+def test_a_number_written_touching_is_read_as_its_digits():
+    """The touching "23" of test_preprocess is one box that the fixture cnn doubts (0.88); the backend
+    thread reads its pieces in a second batch and keeps them: 2 and 3, not one digit."""
+    import os
+
+    from edge_runtime import manifest as mf
+    from edge_runtime import preprocess
+    from tests.edge_runtime.test_preprocess import _touching_pair
+
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "bundles", "cnn")
+    frame, boxes = _touching_pair()
+    truth = [{"bbox": list(boxes[0]), "digit": 2}, {"bbox": list(boxes[1]), "digit": 3}]
+    seen = []
+
+    def read(detector):
+        summary = run_pipeline(MemorySource([frame] * 3, truths=[truth] * 3), "onnxruntime", mf.load(folder),
+                               detector=detector, on_result=lambda r: seen.append(r))
+        return summary.truth_correct
+
+    assert read(preprocess.digits_from_frame) == 6
+    assert [d["digit"] for d in seen[-1].detections] == [2, 3] and seen[-1].numbers is None  # (released)
+
+    def without_numbers(*args, **kwargs):
+        return preprocess.digits_from_frame(*args, **kwargs)._replace(numbers=None)
+
+    assert read(without_numbers) <= 3  # one box: at most one of its digits right

@@ -1338,6 +1338,19 @@ def test_resolve_splits_takes_the_best_way_to_cut():
     assert out_probs.argmax(axis=1).tolist() == [2, 0, 2] and len(out_boxes) == 3
 
 
+def test_resolve_splits_asks_more_of_a_narrow_box_and_level_feet():
+    # A box less than NUMBER_WIDE (1.3) x as wide as tall is more often one wide digit: its pieces
+    # need NUMBER_SURE_NARROW (0.999), a wider one's NUMBER_SURE (0.995).
+    sure_enough = _probs((8, 0.6), (4, 0.997), (1, 0.997))
+    assert len(pp.resolve_splits([(10, 10, 48, 40)], sure_enough, [_split_of_two(1)])[0]) == 1  # 1.2 x
+    assert len(pp.resolve_splits([(10, 10, 56, 40)], sure_enough, [_split_of_two(1)])[0]) == 2  # 1.4 x
+    # The pieces' feet must be level within NUMBER_LEVEL (0.15) x the box's height.
+    sure = _probs((8, 0.6), (4, 0.9999), (1, 0.9999))
+    uneven = pp.Split(0, 2, {(0, 1): ((10, 10, 20, 40), 1), (1, 2): ((32, 10, 20, 30), 2)})  # feet 10 px apart
+    assert len(pp.resolve_splits([(10, 10, 56, 40)], sure, [uneven])[0]) == 1
+    assert len(pp.resolve_splits([(10, 10, 56, 40)], sure, [_split_of_two(1)])[0]) == 2
+
+
 def _touching_pair():
     """A white frame with an MNIST 2 and 3 of the shipped sample written 50 px tall, their ink boxes
     overlapping by 12 px so that their strokes touch; (frame, the two ink boxes)."""
@@ -1359,18 +1372,57 @@ def _touching_pair():
     return cv2.cvtColor(frame.astype(np.uint8), cv2.COLOR_GRAY2BGR), boxes
 
 
-def test_digits_that_touch_are_one_box_with_a_split_at_their_meeting():
+def test_digits_that_touch_are_one_box_cut_at_their_meeting_when_asked():
     frame, truth = _touching_pair()
     found = pp.digits_from_frame(frame, DEFAULT_PREPROCESS)
-    assert len(found.boxes) == 1 and len(found.splits) == 1  # one component; its pieces come along
-    split = found.splits[0]
-    assert len(found.batch) == 1 + len(split.pieces)
-    pieces = [box for box, _ in split.pieces.values()]
+    assert len(found.boxes) == 1 and len(found.batch) == 1  # one component, one image for now
+    assert found.numbers is not None and found.numbers.indices == [0]
+    splits, batch = found.numbers.cut([0], 32)
+    assert len(splits) == 1 and len(batch) == len(splits[0].pieces) >= 2
+    rows = sorted(row for _, row in splits[0].pieces.values())
+    assert rows == list(range(1, 1 + len(batch)))  # the pieces' rows follow the box's
+    pieces = [box for box, _ in splits[0].pieces.values()]
     for want in truth:  # one piece is each digit
         assert max(iou(want, box) for box in pieces) >= 0.7, (want, pieces)
+    assert found.numbers.cut([], 32)[0] == []
 
 
-def test_without_room_in_the_batch_a_wide_box_is_not_cut():
+def test_a_cut_makes_at_most_max_digits_pieces():
     frame, _ = _touching_pair()
-    found = pp.digits_from_frame(frame, DEFAULT_PREPROCESS, max_digits=1)
-    assert len(found.batch) == 1 and not found.splits
+    numbers = pp.digits_from_frame(frame, DEFAULT_PREPROCESS).numbers
+    assert len(numbers.cut([0], 1)[1]) == 1
+    splits, batch = numbers.cut([0], 0)
+    assert splits == [] and len(batch) == 0
+
+
+def test_a_piece_is_cropped_to_its_own_columns():
+    """The 2's piece of the touching "23" holds none of the 3's strokes: its crop is the 2 alone."""
+    frame, truth = _touching_pair()
+    found = pp.digits_from_frame(frame, DEFAULT_PREPROCESS)
+    splits, batch = found.numbers.cut([0], 32)
+    box, row = max(splits[0].pieces.values(), key=lambda piece: iou(truth[0], piece[0]))
+    x, _, w, _ = box
+    alone = frame.copy()
+    alone[:, x + w :] = 255  # the 3 wiped off
+    expected = pp.digits_from_frame(alone, DEFAULT_PREPROCESS).batch[0, ..., 0]
+    assert float(np.abs(batch[row - 1, ..., 0] - expected).mean()) < 0.02
+
+
+def test_read_numbers_cuts_only_the_boxes_the_model_doubts():
+    frame, _ = _touching_pair()
+    found = pp.digits_from_frame(frame, DEFAULT_PREPROCESS)
+    calls = []
+
+    def infer(batch):  # every piece read as a sure 2
+        calls.append(len(batch))
+        return _probs(*[(2, 0.9999)] * len(batch))
+
+    sure = _probs((2, 0.9995))  # read at >= NUMBER_DOUBT (0.999): not cut, nothing more to read
+    boxes, probs = pp.read_numbers(found.boxes, sure, found.numbers, infer)
+    assert boxes == found.boxes and probs.shape == (1, 10) and calls == []
+    boxes, probs = pp.read_numbers(found.boxes, _probs((8, 0.7)), found.numbers, infer)
+    assert len(calls) == 1 and calls[0] >= 2  # the pieces, in one second batch
+    assert len(boxes) == 2 and probs.argmax(axis=1).tolist() == [2, 2]  # (the fewest pieces: two)
+    assert boxes[0][0] == found.boxes[0][0] and boxes[1][0] > boxes[0][0]  # in reading order
+    assert pp.read_numbers(found.boxes, _probs((8, 0.7)), None, infer)[0] == found.boxes  # nothing to cut
+

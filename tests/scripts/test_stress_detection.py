@@ -20,7 +20,7 @@ FALSE_BOXES_BIG = 6  # (measured 3)
 ACCURACY_SMALL_BOLD = 0.965  # (measured 0.975; 0.954 before the thinning)
 ACCURACY_FROM_AFAR = 0.97  # (measured 0.989; 0.915 when digits had to be 3 % of the frame tall)
 ACCURACY_NOTEBOOK = 0.975  # (measured 0.985; 0.965 before stacked digits were split)
-ACCURACY_NUMBERS = 0.68  # (measured 0.708; 0.618 before wide boxes were read as pieces too)
+ACCURACY_NUMBERS = 0.72  # (measured 0.750; 0.618 without reading doubtful wide boxes as pieces)
 
 
 def run(*args):
@@ -159,16 +159,17 @@ def test_numbers_are_written_close_together_on_level_feet():
 
 
 def test_numbers_written_close_together_are_read(monkeypatch):
-    """Digits of a number 0.1 x their height apart down to overlapping: a box of several of them is
-    read cut at its emptiest columns too, and the pieces are kept where the model is surer of
-    them. 40 pages, seed 7, clean, fixture cnn: 70.8 % of 288 digits (61.8 % without the pieces)."""
+    """Digits of a number 0.15 x their height apart down to overlapping: a box of several of them
+    that the model doubts is read again cut at its emptiest columns, and the pieces are kept where
+    the model is surer of them. 40 pages, seed 7, clean, fixture cnn: 75.0 % of 288 digits (61.8 %
+    without the pieces)."""
     frames = sd._numbers(40, 7, "clean")
     result = scored(frames)
     assert result["accuracy"] >= ACCURACY_NUMBERS, result
     from edge_runtime import preprocess
 
     monkeypatch.setattr(preprocess, "NUMBER_WIDTH", 1e9)  # no box is wide enough to be cut
-    assert scored(frames)["accuracy"] <= result["accuracy"] - 0.06
+    assert scored(frames)["accuracy"] <= result["accuracy"] - 0.1
 
 
 @pytest.mark.parametrize("desk", sd.DESKS)
