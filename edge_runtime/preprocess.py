@@ -1851,13 +1851,9 @@ def read_numbers(boxes, probs, numbers, infer, max_digits=32):
     finds them better. ``probs``: the model's probabilities for ``boxes``; ``numbers``: the
     ``DigitBatch``'s (None: nothing to cut)."""
     probs = np.asarray(probs)
-    if numbers is None or not len(boxes):
-        return list(boxes), probs[: len(boxes)]
-    doubtful = [index for index in numbers.indices if probs[index].max() < NUMBER_DOUBT]
-    if not doubtful:
-        return list(boxes), probs[: len(boxes)]
-    splits, batch = numbers.cut(doubtful, max_digits)
-    if not splits:
+    doubtful = [] if numbers is None else [index for index in numbers.indices if probs[index].max() < NUMBER_DOUBT]
+    splits, batch = numbers.cut(doubtful, max_digits) if doubtful else ([], None)
+    if not splits:  # (most frames: no second batch)
         return list(boxes), probs[: len(boxes)]
     more = np.asarray(infer(batch), probs.dtype) if len(batch) else probs[:0]
     return resolve_splits(boxes, np.concatenate([probs, more]), splits)
