@@ -1774,7 +1774,7 @@ def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, pol
     if len(found) > max_digits:
         found = sorted(found, key=lambda f: -f[2])[:max_digits]
     found = _reading_order(found)
-    enough = DETAIL_FACTOR * int(_pre_value(pre, "box"))
+    enough = _detail_pixels(pre)
     boxes, crops = [], []
     for box, contours, _ in found:
         crops.append(normalized_uint8(_crop_for_digit(work, contours, box, enough), pre))
@@ -1783,6 +1783,12 @@ def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, pol
     return DigitBatch(boxes=boxes, batch=batch_from_crops(crops, pre, layout), crops=crops,
                       debug=debug_images if debug else None,
                       numbers=Numbers(work, wide, len(boxes), pre, layout, (rx, ry)) if wide else None)
+
+
+def _detail_pixels(pre):
+    """A digit at least this tall at the working size is cropped from the working ink map
+    (``_crop_for_digit``'s ``enough_pixels``): DETAIL_FACTOR model boxes."""
+    return DETAIL_FACTOR * int(_pre_value(pre, "box"))
 
 
 def _in_frame(work, box, rx=0, ry=0):
@@ -1829,7 +1835,7 @@ class Numbers(object):
         box. Their images, cut to the pieces' columns, are appended to ``crops`` while it is
         shorter than ``max_digits``."""
         work = self.work
-        enough = DETAIL_FACTOR * int(_pre_value(self.pre, "box"))
+        enough = _detail_pixels(self.pre)
         x, y, w, h = box
         cuts = [0] + _number_cuts(work.mask, box) + [w]
         gaps, pieces = len(cuts) - 1, {}
@@ -1869,7 +1875,7 @@ def _number_cuts(mask, box):
     inner = np.arange(side, w - side)
     if inner.size == 0:
         return []
-    minima = inner[(smooth[inner] <= smooth[inner - 1]) & (smooth[inner] <= smooth[np.minimum(inner + 1, w - 1)])]
+    minima = inner[(smooth[inner] <= smooth[inner - 1]) & (smooth[inner] <= smooth[inner + 1])]  # (inner + 1 < w)
     most = min(NUMBER_CUTS, max(1, int(w / (NUMBER_DIGIT_WIDTH * h))))
     kept = []
     for cut in minima[np.argsort(smooth[minima], kind="stable")]:

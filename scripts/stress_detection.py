@@ -356,12 +356,18 @@ def glare(frame, rng):
     return np.clip(out + (255.0 - out) * washed, 0, 255).astype(np.uint8)
 
 
-def _notebook(frames, seed, effects):
-    """``frames`` ``notebook_scene`` pages."""
+def _pages(scene, frames, seed, effects):
+    """``frames`` pages of ``scene(source, rng)`` (``notebook_scene``, ``number_scene``), page i drawn
+    with RandomState(seed x 1000 + i) from a SyntheticCamera's digits and pens."""
     from edge_runtime.synthetic import SyntheticCamera
 
     source = SyntheticCamera(seed=seed, effects=effects)
-    return [notebook_scene(source, np.random.RandomState(seed * 1000 + i)) for i in range(frames)]
+    return [scene(source, np.random.RandomState(seed * 1000 + i)) for i in range(frames)]
+
+
+def _notebook(frames, seed, effects):
+    """``frames`` ``notebook_scene`` pages."""
+    return _pages(notebook_scene, frames, seed, effects)
 
 
 def number_scene(source, rng, gap=(-0.1, 0.15)):
@@ -394,10 +400,7 @@ def number_scene(source, rng, gap=(-0.1, 0.15)):
 
 def _numbers(frames, seed, effects):
     """``frames`` ``number_scene`` pages."""
-    from edge_runtime.synthetic import SyntheticCamera
-
-    source = SyntheticCamera(seed=seed, effects=effects)
-    return [number_scene(source, np.random.RandomState(seed * 1000 + i)) for i in range(frames)]
+    return _pages(number_scene, frames, seed, effects)
 
 
 def afar_camera(seed, effects, factor=3):
