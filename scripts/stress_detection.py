@@ -1,5 +1,6 @@
 """Recognition under conditions the synthetic camera does not make: printed digits (OpenCV's
-Hershey fonts: another "handwriting") in fine and bold pens, poor light, heavy JPEG, faded ink,
+Hershey fonts: another "handwriting") in fine and bold pens, digits drawn as pen strokes in
+styles MNIST has few of, poor light, heavy JPEG, faded ink,
 squared paper, glare, small digits (a page seen from afar) and a page lying on a desk.
 
     .venv/bin/python scripts/stress_detection.py --model artifacts/cnn
@@ -26,6 +27,12 @@ or the page turned by 10 or 20 degrees either way (shrunk to 3/4 to stay in the 
 model learned digits turned by up to 10 degrees). "Digits written on the lines of a ruled notebook"
 fills 2-4 rows on a page ruled every 34-52 px with digits 60-90 % of the spacing tall, each on its
 ruling, rows often on neighbouring lines (a digit's top nearly touching the foot of the one above).
+"Digits written in pen" draws digits as pen strokes, not MNIST's: 24 styles (``PEN_STYLES``), among
+them some MNIST's writers seldom used (a 1 with a flag and a base, a crossed 7, an open 4 or one whose
+bar stops short of its stem, a 5 whose bar is written apart, a flat-topped 3, a looped 2), each
+writer's slant (up to 18 degrees), width and wobble at random, 24-110 px tall in a pen 1.2-13 % of
+the height wide (a ballpoint on a big digit to a marker on a small one); the "upright" case keeps
+the slant within 4 degrees, 30-130 px, where a 1 is a straight thin line.
 "Digits circled or boxed in pen" draws an ellipse or a rectangle around each of 2-4 ``synthetic://``
 digits, in the digit's own ink (an enclosure may touch its digit or cross a neighbour's).
 "The page lying on a desk" shrinks a ``synthetic://`` page to 70-85 %, turns it by up to 6 degrees
@@ -403,6 +410,122 @@ def _numbers(frames, seed, effects):
     return _pages(number_scene, frames, seed, effects)
 
 
+def _arc(cx, cy, rx, ry, start, end, points=20):
+    """Points of an ellipse's arc from ``start`` to ``end`` degrees (y down: 90 is its bottom)."""
+    angles = np.radians(np.linspace(start, end, points))
+    return [(cx + rx * np.cos(a), cy + ry * np.sin(a)) for a in angles]
+
+
+# Digits as pen strokes, in styles that MNIST's writers (US Census staff and students) seldom used
+# beside the common ones: a 1 with a flag and a base, a crossed 7, an open 4, a 4 whose bar stops short
+# of its stem, a 5 whose bar is written apart, a flat-topped 3, a looped 2. Each style is a list of
+# strokes, each a list of (x, y) points in a 100 x 140 box (y down).
+PEN_STYLES = {
+    0: {"oval": [_arc(50, 70, 40, 62, -95, 275, 36)],
+        "narrow, overlapping": [_arc(50, 70, 28, 64, -80, 300, 36)]},
+    1: {"stroke": [[(52, 4), (48, 136)]],
+        "flag": [[(28, 36), (58, 4), (56, 136)]],
+        "flag and base": [[(28, 36), (58, 4), (56, 132)], [(26, 134), (86, 134)]]},
+    2: {"plain": [_arc(50, 40, 38, 34, 195, 360) + [(84, 52), (12, 134), (92, 132)]],
+        "looped": [_arc(50, 40, 38, 34, 195, 360) + [(84, 52), (22, 122)] + _arc(28, 124, 10, 9, 250, -60, 10)
+                   + [(92, 132)]]},
+    3: {"round": [_arc(48, 36, 36, 30, 200, 450) + _arc(50, 100, 42, 34, -90, 160)],
+        "flat top": [[(14, 8), (86, 8), (44, 62)] + _arc(50, 98, 40, 36, -95, 155)]},
+    4: {"open": [[(48, 4), (12, 92), (94, 92)], [(74, 36), (74, 136)]],
+        "closed": [[(72, 136), (72, 4), (8, 96), (96, 96)]],
+        "bar short of the stem": [[(42, 6), (14, 88), (62, 88)], [(76, 22), (76, 136)]]},
+    5: {"one stroke": [[(86, 8), (26, 8), (20, 64)] + _arc(48, 96, 40, 38, -140, 150)],
+        "bar apart": [[(26, 8), (20, 64)] + _arc(48, 96, 40, 38, -140, 150), [(44, 2), (92, 0)]]},
+    6: {"round": [[(78, 6)] + _arc(92, 100, 78, 96, 232, 180, 8)[1:] + _arc(50, 104, 36, 32, 180, 530, 30)]},
+    7: {"plain": [[(8, 8), (92, 8), (38, 136)]],
+        "crossed": [[(8, 8), (92, 8), (38, 136)], [(36, 70), (86, 70)]],
+        "serif": [[(8, 30), (10, 8), (92, 8), (40, 136)]]},
+    8: {"one stroke": [_arc(50, 36, 32, 30, 60, -250, 24) + _arc(50, 102, 40, 34, -70, 250, 30)],
+        "two loops": [_arc(50, 36, 30, 30, 0, 360, 26), _arc(50, 100, 40, 36, -90, 270, 30)]},
+    9: {"straight stem": [_arc(48, 40, 36, 34, 10, 375, 30) + [(84, 136)]],
+        "curved stem": [_arc(48, 40, 36, 34, 10, 375, 30) + [(82, 100), (60, 134), (30, 128)]]},
+}
+
+
+def _wobble(rng, points, scale):
+    """``points`` smooth random (x, y) offsets of about ``scale``: a hand's wobble along a stroke."""
+    knots = rng.normal(0, scale, (4, 2))
+    along = np.linspace(0, 3, points)
+    return np.stack([np.interp(along, np.arange(4), knots[:, k]) for k in range(2)], 1)
+
+
+def pen_digit(rng, digit, height, pen, style=None, slant=18.0):
+    """(float32 ink coverage [h, w] in [0, 1], style name): ``digit`` in one of its ``PEN_STYLES``
+    (``style``, or one at random), its strokes ``pen`` px wide and about ``height`` px tall, slanted
+    by up to ``slant`` degrees either way, 0.6-1.05x as wide as the style and wobbling by about 3 %
+    (drawn at 4x with anti-aliased lines and shrunk, so any pen width is drawn as it is)."""
+    styles = PEN_STYLES[digit]
+    name = style or sorted(styles)[rng.randint(len(styles))]
+    shear = np.tan(np.radians(rng.uniform(-slant, slant)))
+    wide = rng.uniform(0.6, 1.05) * (0.45 if (digit, name) == (1, "stroke") else 1.0)
+    scale = height / 140.0
+    strokes = []
+    for stroke in styles[name]:
+        points = np.array(stroke, np.float64)
+        points += _wobble(rng, len(points), 3.0)
+        x = 50 + (points[:, 0] - 50) * wide + (70 - points[:, 1]) * shear
+        strokes.append(np.stack([x, points[:, 1]], 1) * scale)
+    every = np.concatenate(strokes)
+    corner = every.min(axis=0) - (pen + 4)
+    width, tall = np.ceil(every.max(axis=0) - corner + pen + 4).astype(int)
+    up = 4
+    canvas = np.zeros((tall * up, width * up), np.uint8)
+    for stroke in strokes:  # (shift=4: 1/16 px)
+        cv2.polylines(canvas, [np.round((stroke - corner) * up * 16).astype(np.int32)], False, 255,
+                      max(1, int(round(pen * up))), cv2.LINE_AA, shift=4)
+    return cv2.resize(canvas, (width, tall), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0, name
+
+
+def pen_scene(source, rng, heights=(24, 110), slant=18.0):
+    """(BGR frame, truth): 2-6 digits written in pen (``pen_digit``), ``heights`` px tall, the pen 1.2-13 %
+    of the height wide (at least 1.2 px: a ballpoint on a big digit to a marker on a small one), in
+    ``source``'s pens; plain paper, or (``source.effects`` "camera") tinted paper, uneven light, rulings
+    on half the pages, the camera's blur and noise and JPEG. Each truth item names its "style"."""
+    camera = source.effects == "camera"
+    w, h = source.width, source.height
+    frame = np.empty((h, w, 3), np.float32)
+    frame[:] = [rng.uniform(205, 250), rng.uniform(215, 252), rng.uniform(220, 255)] if camera else 245.0
+    if camera and rng.rand() < 0.5:
+        spacing = int(rng.randint(30, 50))
+        for y in range(int(rng.randint(10, spacing)), h, spacing):
+            cv2.line(frame, (0, y), (w - 1, y), [220, 190, 160], 1)
+    pen = np.array(source._ink_colour(rng, camera), np.float32)
+    truth, wanted = [], int(rng.randint(2, 7))
+    for _ in range(200):
+        if len(truth) == wanted:
+            break
+        digit, height = int(rng.randint(10)), int(rng.randint(heights[0], heights[1] + 1))
+        alpha, style = pen_digit(rng, digit, height, max(1.2, height * rng.uniform(0.012, 0.13)), slant=slant)
+        ah, aw = alpha.shape
+        if aw + 20 > w or ah + 20 > h:
+            continue
+        x, y = int(rng.randint(10, w - aw - 10)), int(rng.randint(10, h - ah - 10))
+        bx, by, bw, bh = _ink_bbox(alpha)
+        box = [x + bx, y + by, bw, bh]
+        if all(_apart(box, t["bbox"]) for t in truth):
+            alpha = alpha[..., None] * (rng.uniform(0.8, 1.0) if camera else 1.0)
+            region = frame[y : y + ah, x : x + aw]
+            region[:] = region * (1 - alpha) + pen * alpha
+            truth.append({"bbox": box, "digit": digit, "style": style})
+    if camera:
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        gx, gy = rng.uniform(-0.35, 0.35, size=2)
+        light = (1.0 + gx * (xs / w - 0.5) + gy * (ys / h - 0.5)) * rng.uniform(0.75, 1.05)
+        frame = source._camera_effects(rng, frame * light[..., None])
+    frame = np.clip(frame, 0, 255).astype(np.uint8)
+    return (jpeg(frame, int(rng.randint(45, 90))) if camera else frame), truth
+
+
+def _pen_written(frames, seed, effects, **style):
+    """``frames`` ``pen_scene`` pages (its options ``style``)."""
+    return _pages(functools.partial(pen_scene, **style), frames, seed, effects)
+
+
 def afar_camera(seed, effects, factor=3):
     """A synthetic camera ``factor`` x as big as 640x480, with 6-12 digits and margins to scale."""
     from edge_runtime.synthetic import SyntheticCamera
@@ -485,6 +608,10 @@ def cases(frames, seed):
                     functools.partial(_notebook, frames, seed, effects)))
         out.append(("numbers written close together (digits may touch), %s" % effects,
                     functools.partial(_numbers, frames, seed, effects)))
+        out.append(("digits written in pen, styles MNIST has few of (a 1 with a flag and a base, a crossed 7), %s"
+                    % effects, functools.partial(_pen_written, frames, seed, effects)))
+        out.append(("digits written in pen, upright (a straight 1 is a thin line), 30-130 px, %s" % effects,
+                    functools.partial(_pen_written, frames, seed, effects, heights=(30, 130), slant=4.0)))
         out.append(("digits circled or boxed in pen, %s" % effects,
                     functools.partial(_enclosed, frames, seed, effects)))
         for desk in DESKS:
