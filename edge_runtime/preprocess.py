@@ -60,7 +60,9 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    alone cannot tell a touching "41" from a 4). Frames without such a box pay nothing.
 7. Rejection: specks, stubs of rulings, anything touching the frame or ROI edge
    (paper edges, shadows, digits cut by the frame), too wide (w > 2.5 h) or too
-   thin shapes (text-line fragments, line remnants), solid dark blobs (filled,
+   thin shapes (text-line fragments, line remnants: h > 12 w, unless the piece stands
+   alone, up to 50 w: a 1 written upright with a fine pen, no other ink near its ends and
+   the same paper on both sides, not a box's side or a page's edge), solid dark blobs (filled,
    convex and without a counter at full resolution: a small marker 8 fills its box
    at the working size too; only boxes wider than 0.55 x their height, as a narrower
    bar is a bold 1), the outline of dark objects (the paper under them
@@ -166,6 +168,10 @@ SMALL_DIGIT = 0.83  # down to this x that height (2.5 % of the side), a candidat
 MAX_DIGIT_FRACTION = 0.9  # max digit height as a fraction of the frame/ROI height
 MAX_WIDTH_OVER_HEIGHT = 2.5
 MAX_HEIGHT_OVER_WIDTH = 12.0
+LONE_STROKE = 50.0  # a thinner piece, up to this x as tall as wide, is a 1 written upright in a fine pen
+LONE_ENDS = 0.2  # when no other ink lies within this x its height of its two ends (not a box's side or a
+LONE_PAPER = 0.85  # piece of a longer line) and the paper on its two sides matches within this (not an edge)
+LONE_INK = 0.5  # (other ink: at least this x the piece's darkest)
 MIN_WIDTH_PX = 2  # at the working size: one-pixel-wide runs are line remnants, not pen strokes
 MAX_FILL = 0.72  # a box filled more than this at the frame-wide threshold may be a solid shape:
 SOLID_LEVEL = 0.5  # it is when its core (ink at this fraction of its darkest, at full resolution)
@@ -1277,9 +1283,10 @@ def _candidates(work, min_h, max_pieces=400, small_h=None):
         digit_shaped = (
             small_h <= h <= MAX_DIGIT_FRACTION * work_h
             and w <= MAX_WIDTH_OVER_HEIGHT * h
-            and h <= MAX_HEIGHT_OVER_WIDTH * w
             and w >= MIN_WIDTH_PX
             and not _several_digits(h, [pieces[g][3] for g in group], min_h)
+            and (h <= MAX_HEIGHT_OVER_WIDTH * w
+                 or (h <= LONE_STROKE * w and len(group) == 1 and _lone_stroke(work, box, piece_contours[group[0]])))
         )
         if not digit_shaped:
             if len(group) > 1:  # a chain of neighbours merged too far: try its pieces one by one
@@ -1298,6 +1305,32 @@ def _candidates(work, min_h, max_pieces=400, small_h=None):
         contours = [piece_contours[g] for g in group]
         out.extend((part, contours, ink_pixels) for part in split_touching(work.mask, box))
     return out
+
+
+def _lone_stroke(work, box, contour):
+    """True when a piece too thin for MAX_HEIGHT_OVER_WIDTH (a 1 written upright with a fine pen: a
+    ballpoint's 2 px on an 80 px digit is 1-2 working pixels wide) stands alone on the paper: no
+    other ink (LONE_INK x its darkest) within LONE_ENDS x its height of its top and bottom (a box's
+    side meets its corners, a piece of a longer line its rest) and the paper on its left and right
+    alike within LONE_PAPER (the edge of a page lying on a desk steps from one to the other)."""
+    x, y, w, h = box
+    work_h, work_w = work.mask.shape
+    reach = max(2, int(round(LONE_ENDS * h)))
+    x0, y0 = max(0, x - reach), max(0, y - reach)
+    x1, y1 = min(work_w, x + w + reach), min(work_h, y + h + reach)
+    own = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.drawContours(own, [contour], -1, 255, -1, offset=(-x0, -y0))
+    own = cv2.dilate(own, _kernel((3, 3)))  # (with its anti-aliased rim)
+    # Strong ink only (the mask has lost what line removal took: a box's sides cut by the frame),
+    # so that a ruling under a 1's foot is not "other ink".
+    strong = cv2.threshold(work.ink[y0:y1, x0:x1], LONE_INK * _peak(work, box), 255, cv2.THRESH_BINARY)[1]
+    foreign = cv2.subtract(strong, own)
+    ends = (foreign[: y - y0 + reach], foreign[y + h - y0 - reach :])
+    if any(cv2.countNonZero(end) for end in ends):
+        return False
+    paper_at, row = work.paper.item, min(work.paper.shape[0] - 1, y + h // 2)
+    left, right = paper_at(row, max(0, x - reach)), paper_at(row, min(work.paper.shape[1] - 1, x + w + reach))
+    return min(left, right) >= LONE_PAPER * max(left, right, 1)
 
 
 def _without_thin_rows(mask, contour, box):
