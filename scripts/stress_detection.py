@@ -285,13 +285,20 @@ def notebook_scene(source, rng, spacing=(34, 52)):
     for y in sorted(rows[: int(rng.randint(2, 5))]):
         truth += _write_digits(frame, source, rng, pen, int(rng.randint(8, 60)), y, int(rng.randint(2, 6)),
                                (s, 0.6, 0.9), (-1, 3), lambda bh: int(rng.uniform(0.25, 0.7) * bh), 8)
-    if camera:
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        gx, gy = rng.uniform(-0.35, 0.35, size=2)
-        light = (1.0 + gx * (xs / w - 0.5) + gy * (ys / h - 0.5)) * rng.uniform(0.75, 1.05)
-        frame = source._camera_effects(rng, frame * light[..., None])
-    frame = np.clip(frame, 0, 255).astype(np.uint8)
-    return (jpeg(frame, int(rng.randint(45, 90))) if camera else frame), truth
+    return _photographed(source, rng, frame), truth
+
+
+def _photographed(source, rng, frame):
+    """A drawn page (float32 BGR) as uint8: as it is, or (``source.effects`` "camera") under uneven
+    light, through the camera's blur and noise (``source``'s) and JPEG 45-90."""
+    if source.effects != "camera":
+        return np.clip(frame, 0, 255).astype(np.uint8)
+    h, w = frame.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    gx, gy = rng.uniform(-0.35, 0.35, size=2)
+    light = (1.0 + gx * (xs / w - 0.5) + gy * (ys / h - 0.5)) * rng.uniform(0.75, 1.05)
+    frame = np.clip(source._camera_effects(rng, frame * light[..., None]), 0, 255).astype(np.uint8)
+    return jpeg(frame, int(rng.randint(45, 90)))
 
 
 def enclosed(frame, truth, rng):
@@ -512,13 +519,7 @@ def pen_scene(source, rng, heights=(24, 110), slant=18.0):
             region = frame[y : y + ah, x : x + aw]
             region[:] = region * (1 - alpha) + pen * alpha
             truth.append({"bbox": box, "digit": digit, "style": style})
-    if camera:
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        gx, gy = rng.uniform(-0.35, 0.35, size=2)
-        light = (1.0 + gx * (xs / w - 0.5) + gy * (ys / h - 0.5)) * rng.uniform(0.75, 1.05)
-        frame = source._camera_effects(rng, frame * light[..., None])
-    frame = np.clip(frame, 0, 255).astype(np.uint8)
-    return (jpeg(frame, int(rng.randint(45, 90))) if camera else frame), truth
+    return _photographed(source, rng, frame), truth
 
 
 def _pen_written(frames, seed, effects, **style):
