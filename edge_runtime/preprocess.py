@@ -61,8 +61,8 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
 7. Rejection: specks, stubs of rulings, anything touching the frame or ROI edge
    (paper edges, shadows, digits cut by the frame), too wide (w > 2.5 h) or too
    thin shapes (text-line fragments, line remnants: h > 12 w, unless the piece stands
-   alone, up to 50 w: a 1 written upright with a fine pen, no other ink near its ends and
-   the same paper on both sides, not a box's side or a page's edge), solid dark blobs (filled,
+   alone, up to 50 w: a 1 written upright with a fine pen, no other ink near its ends, not
+   a box's side cut by the frame or a piece of a longer line), solid dark blobs (filled,
    convex and without a counter at full resolution: a small marker 8 fills its box
    at the working size too; only boxes wider than 0.55 x their height, as a narrower
    bar is a bold 1), the outline of dark objects (the paper under them
@@ -170,8 +170,7 @@ MAX_WIDTH_OVER_HEIGHT = 2.5
 MAX_HEIGHT_OVER_WIDTH = 12.0
 LONE_STROKE = 50.0  # a thinner piece, up to this x as tall as wide, is a 1 written upright in a fine pen
 LONE_ENDS = 0.2  # when no other ink lies within this x its height of its two ends (not a box's side or a
-LONE_PAPER = 0.85  # piece of a longer line) and the paper on its two sides matches within this (not an edge)
-LONE_INK = 0.5  # (other ink: at least this x the piece's darkest)
+LONE_INK = 0.5  # piece of a longer line; other ink: at least this x the piece's darkest)
 MIN_WIDTH_PX = 2  # at the working size: one-pixel-wide runs are line remnants, not pen strokes
 MAX_FILL = 0.72  # a box filled more than this at the frame-wide threshold may be a solid shape:
 SOLID_LEVEL = 0.5  # it is when its core (ink at this fraction of its darkest, at full resolution)
@@ -1311,8 +1310,7 @@ def _lone_stroke(work, box, contour):
     """True when a piece too thin for MAX_HEIGHT_OVER_WIDTH (a 1 written upright with a fine pen: a
     ballpoint's 2 px on an 80 px digit is 1-2 working pixels wide) stands alone on the paper: no
     other ink (LONE_INK x its darkest) within LONE_ENDS x its height of its top and bottom (a box's
-    side meets its corners, a piece of a longer line its rest) and the paper on its left and right
-    alike within LONE_PAPER (the edge of a page lying on a desk steps from one to the other)."""
+    side meets its corners, a piece of a longer line its rest)."""
     x, y, w, h = box
     work_h, work_w = work.mask.shape
     reach = max(2, int(round(LONE_ENDS * h)))
@@ -1326,11 +1324,7 @@ def _lone_stroke(work, box, contour):
     strong = cv2.threshold(work.ink[y0:y1, x0:x1], LONE_INK * _peak(work, box), 255, cv2.THRESH_BINARY)[1]
     foreign = cv2.subtract(strong, own)
     ends = (foreign[: y - y0 + reach], foreign[y + h - y0 - reach :])
-    if any(cv2.countNonZero(end) for end in ends):
-        return False
-    paper_at, row = work.paper.item, min(work.paper.shape[0] - 1, y + h // 2)
-    left, right = paper_at(row, max(0, x - reach)), paper_at(row, min(work.paper.shape[1] - 1, x + w + reach))
-    return min(left, right) >= LONE_PAPER * max(left, right, 1)
+    return not any(cv2.countNonZero(end) for end in ends)
 
 
 def _without_thin_rows(mask, contour, box):
