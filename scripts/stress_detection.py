@@ -27,7 +27,7 @@ or the page turned by 10 or 20 degrees either way (shrunk to 3/4 to stay in the 
 model learned digits turned by up to 10 degrees). "Digits written on the lines of a ruled notebook"
 fills 2-4 rows on a page ruled every 34-52 px with digits 60-90 % of the spacing tall, each on its
 ruling, rows often on neighbouring lines (a digit's top nearly touching the foot of the one above).
-"Digits written in pen" draws digits as pen strokes, not MNIST's: 24 styles (``PEN_STYLES``), among
+"Digits written in pen" draws digits as pen strokes, not MNIST's: 22 styles (``PEN_STYLES``), among
 them some MNIST's writers seldom used (a 1 with a flag and a base, a crossed 7, an open 4 or one whose
 bar stops short of its stem, a 5 whose bar is written apart, a flat-topped 3, a looped 2), each
 writer's slant (up to 18 degrees), width and wobble at random, 24-110 px tall in a pen 1.2-13 % of

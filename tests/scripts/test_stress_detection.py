@@ -217,7 +217,8 @@ def test_pen_scenes_hold_their_digits_inside_the_truth_boxes():
             for i, a in enumerate(truth):
                 assert all(sd._apart(a["bbox"], b["bbox"]) for b in truth[i + 1 :])
     assert 18 <= min(heights) and max(heights) <= 125
-    assert len(seen) >= 18  # most of the 24 styles in 24 pages
+    assert sum(len(styles) for styles in sd.PEN_STYLES.values()) == 22  # (as the docs count them)
+    assert len(seen) >= 18  # most of the 22 styles in 24 pages
 
 
 def upright_ones(rng, height, pen, frames=12):
