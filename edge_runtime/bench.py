@@ -292,6 +292,7 @@ def pipeline_loop(read, net, manifest, max_frames, warmup=0):
     pre = manifest["preprocess"]
     labels = manifest["labels"]
     layout = manifest["input"].get("layout", "NHWC")
+    max_digits = min(32, net.max_batch)
     clock = time.perf_counter
     stage_ms = {key: [] for key in STAGES + ("total",)}
     digits = []
@@ -305,7 +306,6 @@ def pipeline_loop(read, net, manifest, max_frames, warmup=0):
         if not ok:
             break
         t1 = clock()
-        max_digits = min(32, net.max_batch)
         found = digits_from_frame(frame, pre, max_digits=max_digits, layout=layout)
         t2 = clock()
         boxes, probs = found.boxes, found.batch[:0]

@@ -260,6 +260,14 @@ def _write_digits(frame, source, rng, pen, x, foot, count, size, jitter, step, m
     return truth
 
 
+def _blank_page(source, rng):
+    """A page of ``source``'s size (float32 BGR): paper at 245, or (camera effects) tinted 205-255."""
+    frame = np.empty((source.height, source.width, 3), np.float32)
+    camera = source.effects == "camera"
+    frame[:] = [rng.uniform(205, 250), rng.uniform(215, 252), rng.uniform(220, 255)] if camera else 245.0
+    return frame
+
+
 def notebook_scene(source, rng, spacing=(34, 52)):
     """(BGR frame, truth): digits written on the lines of a ruled notebook page, as people write them.
 
@@ -272,8 +280,7 @@ def notebook_scene(source, rng, spacing=(34, 52)):
     camera = source.effects == "camera"
     w, h = source.width, source.height
     s = int(rng.randint(spacing[0], spacing[1] + 1))
-    frame = np.empty((h, w, 3), np.float32)
-    frame[:] = [rng.uniform(205, 250), rng.uniform(215, 252), rng.uniform(220, 255)] if camera else 245.0
+    frame = _blank_page(source, rng)
     lines = list(range(int(rng.randint(s // 2, s + 1)), h, s))
     colour, thickness = [220, 190, 160] if rng.rand() < 0.7 else [170, 170, 170], int(rng.randint(1, 3))
     for y in lines:
@@ -392,9 +399,8 @@ def number_scene(source, rng, gap=(-0.1, 0.15)):
     boxes overlap, so strokes may touch), bottoms level within a few pixels. Plain paper; the
     camera's effects when ``source.effects`` is "camera". Truth as ``notebook_scene``'s."""
     camera = source.effects == "camera"
-    w, h = source.width, source.height
-    frame = np.empty((h, w, 3), np.float32)
-    frame[:] = [rng.uniform(205, 250), rng.uniform(215, 252), rng.uniform(220, 255)] if camera else 245.0
+    h = source.height
+    frame = _blank_page(source, rng)
     pen = np.array(source._ink_colour(rng, camera), np.float32)
     truth, top = [], int(rng.randint(20, 60))
     for _ in range(int(rng.randint(1, 4))):
@@ -495,8 +501,7 @@ def pen_scene(source, rng, heights=(24, 110), slant=18.0):
     on half the pages, the camera's blur and noise and JPEG. Each truth item names its "style"."""
     camera = source.effects == "camera"
     w, h = source.width, source.height
-    frame = np.empty((h, w, 3), np.float32)
-    frame[:] = [rng.uniform(205, 250), rng.uniform(215, 252), rng.uniform(220, 255)] if camera else 245.0
+    frame = _blank_page(source, rng)
     if camera and rng.rand() < 0.5:
         spacing = int(rng.randint(30, 50))
         for y in range(int(rng.randint(10, spacing)), h, spacing):
