@@ -92,6 +92,10 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    Digits written on neighbouring ruled lines, one right above the other, merge into one
    tall candidate: one at least 1.6x the frame's median candidate height is cut at an empty
    middle row (and each row into its digits) when every part is a whole digit.
+   A picture under 128 px (an MNIST image, a crop) and a frame where nothing was found but a
+   piece of ink at least 30 % of its height tall is looked at as a close-up (``_close_up``):
+   padded with its edges' colour, at 128 px, polarity from its edges (a close-up's wide strokes
+   are no thin features for the hats, and the paper estimate takes them for a dark object).
 9. Crop: each digit's ink, contrast-stretched so its stroke core is white and faint
    marks (rulings, paper texture) black, cut to its own strokes (so a neighbour or a
    ruling inside the box is dropped), from the working ink map when the digit is at
@@ -166,6 +170,9 @@ MIN_DIGIT_FRACTION = 0.03  # min digit height as a fraction of the shorter frame
 MIN_DIGIT_PX = 10  # and never below this many full-resolution pixels
 SMALL_DIGIT = 0.83  # down to this x that height (2.5 % of the side), a candidate must re-trace as one digit
 MAX_DIGIT_FRACTION = 0.9  # max digit height as a fraction of the frame/ROI height
+CLOSE_UP_SIDE = 128  # a frame where nothing is found (or one smaller than this) is looked at as a close-up,
+CLOSE_UP_MIN = 0.3  # for digits at least this x its shorter side tall, its longer side at CLOSE_UP_SIDE px,
+CLOSE_UP_PAD = 0.1  # padded by this x its longer side with its border's colour (a tight crop touches the edge)
 MAX_WIDTH_OVER_HEIGHT = 2.5
 MAX_HEIGHT_OVER_WIDTH = 12.0
 LONE_STROKE = 50.0  # a thinner piece, up to this x as tall as wide, is a 1 written upright in a fine pen
@@ -963,13 +970,19 @@ def _looks_like_noise(mask):
     return cv2.countNonZero(cv2.dilate(cores, _kernel((2, 2)))) < NOISE_SOLID * inked
 
 
-def _work_from_frame(image, polarity):
+def _work_from_frame(image, polarity, side=None):
+    """The working pictures of ``image`` (``_Work``) and the debug images; ``side``: the working size's
+    longer side (default: from WORK_SIDE, MIN_WORK_SCALE and MAX_WORK_SIDE, never enlarged)."""
     h, w = image.shape[:2]
     longer = float(max(h, w))
-    scale = min(1.0, max(WORK_SIDE / longer, min(MIN_WORK_SCALE, MAX_WORK_SIDE / longer)))
+    if side is None:
+        scale = min(1.0, max(WORK_SIDE / longer, min(MIN_WORK_SCALE, MAX_WORK_SIDE / longer)))
+    else:
+        scale = side / longer
     work_w, work_h = max(8, int(round(w * scale))), max(8, int(round(h * scale)))
     if (work_w, work_h) != (w, h):
-        small = cv2.resize(image, (work_w, work_h), interpolation=cv2.INTER_AREA)
+        enlarged = work_w > w or work_h > h
+        small = cv2.resize(image, (work_w, work_h), interpolation=cv2.INTER_LINEAR if enlarged else cv2.INTER_AREA)
     else:
         small = image
     gray = darkness_source(small)
@@ -1791,8 +1804,84 @@ def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, pol
     if region is None:
         return _empty_batch(pre, layout)
     rx, ry, rw, rh = region
-    work, debug_images = _work_from_frame(image[ry : ry + rh, rx : rx + rw], polarity)
-    min_h_full = max(MIN_DIGIT_PX, MIN_DIGIT_FRACTION * min(image.shape[:2]))
+    part = image[ry : ry + rh, rx : rx + rw]
+    look = dict(pre=pre, layout=layout, polarity=polarity, debug=debug, max_digits=max_digits)
+    if max(rw, rh) < CLOSE_UP_SIDE:  # a thumbnail, a crop or an MNIST image: too small for the normal look
+        return _close_up(part, (rx, ry), **look)
+    min_h = max(MIN_DIGIT_PX, MIN_DIGIT_FRACTION * min(image.shape[:2]))
+    found, work = _digits_in(part, (rx, ry), min_h, **look)
+    if found.boxes or not _close_up_wanted(work, CLOSE_UP_MIN * min(rw, rh) * work.scale_y):
+        return found
+    close_up = _close_up(part, (rx, ry), **look)
+    return close_up if close_up.boxes else found
+
+
+def _close_up_wanted(work, min_h):
+    """The mask holds a component at least ``min_h`` tall (working size), off the frame's edge: where
+    nothing was found, a digit filling much of the frame, dropped as the outline of a dark object
+    (the paper estimate took its wide strokes for paper) or broken into pieces too small for digits."""
+    work_h, work_w = work.mask.shape
+    contours = cv2.findContours(work.mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[-2]
+    for contour in contours:
+        box = cv2.boundingRect(contour)
+        if box[3] >= min_h and not _at_border(box, work_w, work_h):
+            return True
+    return False
+
+
+def _close_up(part, origin, **look):
+    """``_digits_in`` of ``part`` as a close-up: one digit or a few filling much of it (a photo of one
+    digit, a crop, a 28x28 MNIST image). Such a digit's strokes are wider than the paper estimate
+    removes (about 9 % of the frame: they are taken for a dark object), it may touch the frame's edge
+    (taken for a digit cut by the frame), and a tiny frame has no room for the normal look.
+
+    ``part`` is padded by CLOSE_UP_PAD x its longer side with its border's median colour, looked
+    at with the longer side at CLOSE_UP_SIDE pixels (enlarged if smaller), for digits at least
+    CLOSE_UP_MIN x its shorter side tall; polarity "auto" is judged from its edges
+    (``_close_up_polarity``). Boxes are clipped to ``part``."""
+    h, w = part.shape[:2]
+    pad = max(2, int(round(CLOSE_UP_PAD * max(h, w))))
+    edges = [part[0], part[-1], part[:, 0], part[:, -1]]
+    colour = np.median(np.concatenate(edges, axis=0), axis=0)
+    value = [float(v) for v in np.atleast_1d(colour)]
+    if look["polarity"] == "auto":  # (the hats that judge it see a close-up's wide strokes as no thin feature)
+        look = dict(look, polarity=_close_up_polarity(part))
+    padded = cv2.copyMakeBorder(part, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=value)
+    min_h = max(MIN_DIGIT_PX, CLOSE_UP_MIN * min(h, w))
+    found, _ = _digits_in(padded, (origin[0] - pad, origin[1] - pad), min_h, side=CLOSE_UP_SIDE, **look)
+    if not found.boxes:
+        return found
+    x0, y0 = origin
+    boxes = [_clipped(box, x0, y0, x0 + w, y0 + h) for box in found.boxes]
+    return found._replace(boxes=boxes)
+
+
+def _close_up_polarity(part):
+    """"dark" (ink darker than the paper), "light" or "auto" for a close-up: its edges are mostly
+    background, so it is light ink where their median lies in the darkest quarter of its range, dark
+    ink in the brightest quarter, and undecided between (noise)."""
+    gray = darkness_source(part)
+    background = float(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
+    low, high = cv2.minMaxLoc(gray)[:2]
+    if background <= low + 0.25 * (high - low):
+        return "light"
+    return "dark" if background >= low + 0.75 * (high - low) else "auto"
+
+
+def _clipped(box, x0, y0, x1, y1):
+    """(x, y, w, h) within x0 <= x < x1, y0 <= y < y1 (at least 1 x 1)."""
+    x, y, bw, bh = box
+    left, top = min(max(x, x0), x1 - 1), min(max(y, y0), y1 - 1)
+    right, bottom = max(min(x + bw, x1), left + 1), max(min(y + bh, y1), top + 1)
+    return (left, top, right - left, bottom - top)
+
+
+def _digits_in(part, origin, min_h_full, pre, layout, polarity, debug, max_digits, side=None):
+    """``digits_from_frame``'s look at ``part`` (the frame, or its ROI, whose corner is at ``origin`` in
+    the frame) for digits at least ``min_h_full`` of its pixels tall, at a working size whose longer
+    side is ``side`` (default: ``_work_from_frame``'s) -> (DigitBatch, the working pictures)."""
+    rx, ry = origin
+    work, debug_images = _work_from_frame(part, polarity, side)
     min_h = min_h_full * work.scale_y
     found = _candidates(work, min_h, small_h=SMALL_DIGIT * min_h)
     found = _split_stacked(work.mask, _retrace(work, found, sure_h=min_h), min_h)
@@ -1809,7 +1898,7 @@ def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, pol
     wide = [(index, box, contours) for index, (box, contours, _) in enumerate(found) if box[2] >= NUMBER_WIDTH * box[3]]
     return DigitBatch(boxes=boxes, batch=batch_from_crops(crops, pre, layout), crops=crops,
                       debug=debug_images if debug else None,
-                      numbers=Numbers(work, wide, len(boxes), pre, layout, (rx, ry)) if wide else None)
+                      numbers=Numbers(work, wide, len(boxes), pre, layout, (rx, ry)) if wide else None), work
 
 
 def _detail_pixels(pre):

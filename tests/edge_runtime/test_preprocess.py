@@ -1448,3 +1448,61 @@ def test_read_numbers_cuts_only_the_boxes_the_model_doubts():
     assert boxes[0][0] == found.boxes[0][0] and boxes[1][0] > boxes[0][0]  # in reading order
     assert pp.read_numbers(found.boxes, _probs((8, 0.7)), None, infer)[0] == found.boxes  # nothing to cut
 
+
+
+def mnist_ink_box(image):
+    rows, cols = np.flatnonzero(image.max(axis=1) > 0), np.flatnonzero(image.max(axis=0) > 0)
+    return (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+
+
+def test_an_mnist_image_itself_is_one_digit_either_way_round(mnist_sample):
+    """A 28x28 MNIST image, white on black or its negative, is too small for the normal look (a 1/4-size
+    paper estimate of 7 px): it is looked at as a close-up, and its crop is the digit again."""
+    images, _ = mnist_sample
+    found_one, ious, likeness = 0, [], []
+    for image in images[:100]:
+        for frame in (image, 255 - image):
+            found = pp.digits_from_frame(frame, PRE)
+            if len(found.boxes) == 1:
+                found_one += 1
+                ious.append(iou(found.boxes[0], mnist_ink_box(image)))
+                likeness.append(np.corrcoef(found.crops[0].ravel().astype(float), image.ravel().astype(float))[0, 1])
+    assert found_one >= 198  # (measured 200 of 200; 3 before the close-up look)
+    assert np.median(ious) >= 0.9 and min(ious) >= 0.6  # (measured 0.95 and 0.75)
+    assert np.median(likeness) >= 0.9  # (measured 0.96)
+
+
+def test_a_digit_filling_most_of_the_frame_is_found_by_the_close_up_look(mnist_sample, monkeypatch):
+    """A digit 70 % of a 280x280 picture's height has strokes 25-45 px wide, which the paper estimate
+    (sized for digits up to a quarter of the frame) takes for a dark object: nothing is found, and the
+    close-up look at 128 px finds it."""
+    images, _ = mnist_sample
+    frames = [cv2.resize(255 - image, (280, 280), interpolation=cv2.INTER_CUBIC) for image in images[:60]]
+
+    def found():
+        return sum(len(pp.digits_from_frame(frame, PRE).boxes) == 1 for frame in frames)
+
+    assert found() >= 57  # (measured 58 of 60)
+    monkeypatch.setattr(pp, "CLOSE_UP_MIN", 10.0)  # (no digit is 10x the frame: the close-up look is off)
+    assert found() <= 50  # (measured 47, as before the close-up look)
+
+
+def test_a_small_roi_is_a_close_up_in_frame_coordinates(mnist_sample):
+    images, _ = mnist_sample
+    frame, truth = paint_digits(images[:6], BOXES)
+    x, y, w, h = truth[2]
+    roi = (x - 10, y - 10, w + 20, h + 20)
+    assert max(roi[2:]) < pp.CLOSE_UP_SIDE  # (only the close-up look)
+    found = pp.digits_from_frame(frame, PRE, roi=roi)
+    assert len(found.boxes) == 1 and iou(found.boxes[0], truth[2]) >= 0.8
+
+
+@pytest.mark.parametrize("frame", [
+    np.full((28, 28), 255, np.uint8),
+    np.zeros((28, 28), np.uint8),
+    np.random.RandomState(0).randint(0, 256, (28, 28)).astype(np.uint8),
+    np.full((64, 64, 3), 255, np.uint8),
+    np.random.RandomState(1).randint(0, 256, (100, 90, 3)).astype(np.uint8),
+], ids=["white", "black", "noise", "white-64", "noise-100x90"])
+def test_small_blank_and_noise_pictures_hold_no_digit(frame):
+    assert pp.digits_from_frame(frame, PRE).boxes == []
