@@ -1841,11 +1841,10 @@ def _close_up(part, origin, **look):
     (``_close_up_polarity``). Boxes are clipped to ``part``."""
     h, w = part.shape[:2]
     pad = max(2, int(round(CLOSE_UP_PAD * max(h, w))))
-    edges = [part[0], part[-1], part[:, 0], part[:, -1]]
-    colour = np.median(np.concatenate(edges, axis=0), axis=0)
+    colour = np.median(np.concatenate([part[0], part[-1], part[:, 0], part[:, -1]], axis=0), axis=0)
     value = [float(v) for v in np.atleast_1d(colour)]
     if look["polarity"] == "auto":  # (the hats that judge it see a close-up's wide strokes as no thin feature)
-        look = dict(look, polarity=_close_up_polarity(part))
+        look = dict(look, polarity=_close_up_polarity(part, min(value)))
     padded = cv2.copyMakeBorder(part, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=value)
     min_h = max(MIN_DIGIT_PX, CLOSE_UP_MIN * min(h, w))
     found, _ = _digits_in(padded, (origin[0] - pad, origin[1] - pad), min_h, side=CLOSE_UP_SIDE, **look)
@@ -1856,13 +1855,12 @@ def _close_up(part, origin, **look):
     return found._replace(boxes=boxes)
 
 
-def _close_up_polarity(part):
-    """"dark" (ink darker than the paper), "light" or "auto" for a close-up: its edges are mostly
-    background, so it is light ink where their median lies in the darkest quarter of its range, dark
-    ink in the brightest quarter, and undecided between (noise)."""
-    gray = darkness_source(part)
-    background = float(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
-    low, high = cv2.minMaxLoc(gray)[:2]
+def _close_up_polarity(part, background):
+    """"dark" (ink darker than the paper), "light" or "auto" for a close-up whose edges, mostly
+    background, have the median colour ``background`` (its lowest channel, as ``darkness_source`` reads
+    it): light ink where that lies in the darkest quarter of its range, dark ink in the brightest
+    quarter, undecided between (noise)."""
+    low, high = cv2.minMaxLoc(darkness_source(part))[:2]
     if background <= low + 0.25 * (high - low):
         return "light"
     return "dark" if background >= low + 0.75 * (high - low) else "auto"
