@@ -195,6 +195,9 @@ SPARSER_INK = 0.6  # 1 / this x the dark one's (measured on 3,000 synthetic fram
 MEDIAN_WINDOW = 7  # failing that, features against this median (half size) break the tie (squared paper);
 MEDIAN_CLEAR = 0.2  # and where the top-hat says light, light features under this x the dark ones against
 MEDIAN_EVIDENCE = 2550.0  # the median, summing to at least this (10 full-strength pixels), still say dark
+COARSE_SIDE = 40  # and on a copy this big, where a big digit's wide strokes are thin features, light features
+COARSE_DARK = 0.6  # at most this x the dark ones overrule a light reading (a marker digit filling much of the
+COARSE_EVIDENCE = 0.5  # frame) where those dark ones are at least this x the half-size copy's light features
 POLARITY_SIDE = WORK_SIDE // 2  # polarity is judged on a copy at most this big (strokes stay thin features)
 FEATURE_LEVEL = 12  # polarity features fainter than this (of 255) are sensor noise
 MIN_PAPER_LEVEL = 16  # paper darker than this is not paper
@@ -497,8 +500,11 @@ def ink_is_dark(gray_work):
     clear light reading of the top-hat (a grid whose cells outweigh the ink 3.3-3.7x).
     """
     small = _half_size(gray_work)
-    ratio = _light_to_dark_features(small)
+    dark, light = _hat_sums(small)
+    ratio = light / max(1.0, dark)
     if ratio <= LIGHT_INK_MARGIN:
+        return True
+    if _wide_dark_strokes(_coarse_copy(gray_work), light):
         return True
     if ratio >= LIGHT_INK_CLEAR:
         # Clearly light by the top-hat, unless the median says clearly dark (squared paper whose
@@ -509,6 +515,15 @@ def ink_is_dark(gray_work):
         return True
     dark, light = _features_around_median(small)
     return light <= max(1.0, dark)
+
+
+def _coarse_copy(gray_work):
+    """The working picture with its longer side at COARSE_SIDE: where the strokes of a digit filling
+    much of the frame (a marker's, 10-20 % of its height wide) are thin features for the 5x5 hats."""
+    h, w = gray_work.shape
+    scale = COARSE_SIDE / float(max(h, w))
+    return cv2.resize(gray_work, (max(8, int(round(w * scale))), max(8, int(round(h * scale)))),
+                      interpolation=cv2.INTER_AREA)
 
 
 def _half_size(gray_work):
@@ -531,12 +546,28 @@ def _feature_sums(dark, light):
     return cv2.sumElems(dark)[0], cv2.sumElems(light)[0]
 
 
+def _hat_sums(small):
+    """(thin dark features, thin light features): the sums of the black-hat and the top-hat of ``small``."""
+    kernel = _kernel((5, 5))
+    return _feature_sums(cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, kernel),
+                         cv2.morphologyEx(small, cv2.MORPH_TOPHAT, kernel))
+
+
 def _light_to_dark_features(small):
     """Thin light features (top-hat) over thin dark ones (black-hat), on the half-size copy ``small``."""
-    kernel = _kernel((5, 5))
-    dark, light = _feature_sums(cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, kernel),
-                                cv2.morphologyEx(small, cv2.MORPH_TOPHAT, kernel))
+    dark, light = _hat_sums(small)
     return light / max(1.0, dark)
+
+
+def _wide_dark_strokes(coarse, light):
+    """A marker digit filling much of the frame, read as dark ink on the coarse copy ``coarse``: its
+    strokes, too wide for the hats at half size (which found thin light features summing to ``light``
+    there: gaps between rulings, a shadow's rim), are thin dark features here, and clearly win: the
+    light ones at most COARSE_DARK x the dark ones, and the dark ones at least COARSE_EVIDENCE x
+    ``light``. (White ink on a dark board keeps the light reading: its thin strokes give the half-size
+    copy light features 3-50x the coarse copy's dark ones.)"""
+    dark_wide, light_wide = _hat_sums(coarse)
+    return light_wide <= COARSE_DARK * dark_wide and dark_wide >= COARSE_EVIDENCE * light
 
 
 def _features_around_median(small):
