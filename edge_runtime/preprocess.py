@@ -170,9 +170,11 @@ MIN_DIGIT_FRACTION = 0.03  # min digit height as a fraction of the shorter frame
 MIN_DIGIT_PX = 10  # and never below this many full-resolution pixels
 SMALL_DIGIT = 0.83  # down to this x that height (2.5 % of the side), a candidate must re-trace as one digit
 MAX_DIGIT_FRACTION = 0.9  # max digit height as a fraction of the frame/ROI height
-CLOSE_UP_SIDE = 128  # a picture smaller than this, or one where nothing is found but a piece of ink at least
+CLOSE_UP_SIDE = 128  # a picture smaller than this, or one holding a piece of ink or of dark paper at least
 CLOSE_UP_MIN = 0.3  # this x its shorter side tall, is looked at as a close-up: for digits this tall, at this size
-CLOSE_UP_PAD = 0.1  # padded by this x its longer side with its border's colour (a tight crop touches the edge)
+CLOSE_UP_PAD = 0.1  # padded by this x its longer side with its border's colour (a tight crop touches the edge);
+WIDE_STROKE = 0.5  # its digits are kept where their strokes are bold: at least this x the paper estimate's reach
+BOLD_MAX = 0.3  # (PAPER_SHRINK x its kernel) wide and at most this x their height (a marker digit's: 0.06-0.26)
 MAX_WIDTH_OVER_HEIGHT = 2.5
 MAX_HEIGHT_OVER_WIDTH = 12.0
 LONE_STROKE = 50.0  # a thinner piece, up to this x as tall as wide, is a 1 written upright in a fine pen
@@ -1292,13 +1294,14 @@ def _depth(parents, i):
 
 
 def _candidates(work, min_h, max_pieces=400, small_h=None):
-    """Digit-shaped groups of contours at the working size: [(box, contours, ink pixels)]; ``small_h``
-    (default ``min_h``) is the smallest height a candidate may have."""
+    """(digit-shaped groups of contours at the working size: [(box, contours, ink pixels)], the height
+    of the tallest piece of ink off the frame's edge); ``small_h`` (default ``min_h``) is the
+    smallest height a candidate may have."""
     small_h = min_h if small_h is None else small_h
     work_h, work_w = work.mask.shape
     contours = _outlines(work.mask, small_h)
     if not contours:
-        return []
+        return [], 0
     speck = max(2, int(0.12 * min_h))
     pieces, piece_contours = [], []
     queue = [(contour, True) for contour in contours]
@@ -1314,6 +1317,7 @@ def _candidates(work, min_h, max_pieces=400, small_h=None):
             continue  # a stub of a ruled line, not part of a digit
         pieces.append(box)
         piece_contours.append(contour)
+    tallest = max([box[3] for box in pieces] or [0])
     if len(pieces) > max_pieces:  # a noise frame: keep the biggest pieces only
         order = sorted(range(len(pieces)), key=lambda i: -pieces[i][2] * pieces[i][3])[:max_pieces]
         pieces = [pieces[i] for i in order]
@@ -1347,7 +1351,7 @@ def _candidates(work, min_h, max_pieces=400, small_h=None):
             continue  # a solid dark region, not a pen stroke
         contours = [piece_contours[g] for g in group]
         out.extend((part, contours, ink_pixels) for part in split_touching(work.mask, box))
-    return out
+    return out, tallest
 
 
 def _lone_stroke(work, box, contour):
@@ -1656,7 +1660,7 @@ def _faint_candidates(work, found, min_h):
     if not cv2.countNonZero(cv2.erode(mask, _kernel((FAINT_GATE, 1)))):
         return []  # (on most ruled pages: the remnants of the rulings, no digit)
     faint = work._replace(mask=mask, strong_level=FAINT_PEAK * level)
-    new = _candidates(faint, min_h, max_pieces=FAINT_PIECES)
+    new = _candidates(faint, min_h, max_pieces=FAINT_PIECES)[0]
     if not new:
         return []
     noise = PEAK_OVER_NOISE * _noise_floor(work.raw_ink)  # (measured only here: most frames have no candidate)
@@ -1838,24 +1842,91 @@ def digits_from_frame(frame, pre=None, roi=None, max_digits=32, layout=None, pol
     part = image[ry : ry + rh, rx : rx + rw]
     look = dict(pre=pre, layout=layout, polarity=polarity, debug=debug, max_digits=max_digits)
     if max(rw, rh) < CLOSE_UP_SIDE:  # a thumbnail, a crop or an MNIST image: too small for the normal look
-        return _close_up(part, (rx, ry), **look)
+        return _close_up(part, (rx, ry), **look)[0]
     min_h = max(MIN_DIGIT_PX, MIN_DIGIT_FRACTION * min(image.shape[:2]))
-    found, work = _digits_in(part, (rx, ry), min_h, **look)
-    if found.boxes or not _close_up_wanted(work, CLOSE_UP_MIN * min(rw, rh) * work.scale_y):
+    found, work, tallest = _digits_in(part, (rx, ry), min_h, **look)
+    return _with_close_up(found, work, tallest, part, region, look)
+
+
+def _with_close_up(found, work, tallest, part, region, look):
+    """``found`` (the normal look's digits in ``part``, the frame's ``region``; ``work``: its working
+    pictures; ``tallest``: its tallest piece of ink off the edge), or the close-up look's where
+    ``part`` holds a digit filling much of it.
+
+    The close-up look runs where a piece of ink (the rims of a marker's strokes, or a digit dropped as
+    the outline of a dark object) or of dark paper (``_bold_strokes_in_paper``) is at least
+    CLOSE_UP_MIN x the picture's shorter side tall, off its edge. Its digits are kept where they are
+    bold: strokes at least WIDE_STROKE x the paper
+    estimate's reach wide (it took their cores for paper: the normal look saw rims, counters and
+    fragments, or a dark object) and at most BOLD_MAX x the digit's height (a blob, a shadow). Where
+    the normal look found nothing, its bold digits are the result (off the edge only, where the dark
+    paper alone set it off). Otherwise they replace the normal look's digits when all of them are
+    bold, off the edge, and hold every digit the normal look found (its pieces): a ring drawn around
+    a digit has a pen's thin stroke, and the digit inside stays."""
+    tall = CLOSE_UP_MIN * min(region[2], region[3]) * work.scale_y
+    tall_piece = tallest >= tall
+    if not (tall_piece or _bold_strokes_in_paper(work, tall)):
         return found
-    close_up = _close_up(part, (rx, ry), **look)
-    return close_up if close_up.boxes else found
+    close_up, widths = _close_up(part, region[:2], **look)
+    reach = PAPER_SHRINK * _paper_kernel(work.mask.shape[1], work.mask.shape[0]) / work.scale_y
+    margin = BORDER_PX / work.scale_x
+    bold = [index for index, (box, width) in enumerate(zip(close_up.boxes, widths))  # noqa: B905 (Python 3.6)
+            if WIDE_STROKE * reach <= width <= BOLD_MAX * box[3]]
+    if not found.boxes:
+        if not tall_piece:  # (the dark paper counts pieces off the edge only)
+            bold = [index for index in bold if _off_edge(close_up.boxes[index], region, margin)]
+        return _kept(close_up, bold)
+    if len(bold) == len(close_up.boxes) and _pieces_of(found.boxes, close_up.boxes, region, margin):
+        return close_up
+    return found
 
 
-def _close_up_wanted(work, min_h):
-    """The mask holds a component at least ``min_h`` tall (working size), off the frame's edge: where
-    nothing was found, a digit filling much of the frame, dropped as the outline of a dark object
-    (the paper estimate took its wide strokes for paper) or broken into pieces too small for digits."""
-    work_h, work_w = work.mask.shape
-    contours = cv2.findContours(work.mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[-2]
+def _off_edge(box, region, margin):
+    """``box`` lies at least ``margin`` pixels inside ``region`` (x, y, w, h)."""
+    x, y, w, h = box
+    rx, ry, rw, rh = region
+    return x >= rx + margin and y >= ry + margin and x + w <= rx + rw - margin and y + h <= ry + rh - margin
+
+
+def _pieces_of(boxes, digits, region, margin):
+    """Every box of ``boxes`` has its centre in one of ``digits``, and those lie at least ``margin``
+    pixels off the edge of ``region``: the normal look found only pieces of the close-up look's
+    digits (a shadow or a desk that the close-up's padding cut off from the edge is no digit)."""
+    if not all(_off_edge(box, region, margin) for box in digits):
+        return False
+    for x, y, w, h in boxes:
+        cx, cy = x + w / 2.0, y + h / 2.0
+        if not any(dx <= cx < dx + dw and dy <= cy < dy + dh for dx, dy, dw, dh in digits):
+            return False
+    return True
+
+
+def _kept(found, keep):
+    """``found`` (a DigitBatch) with only the digits at the indices ``keep``, in that order."""
+    if len(keep) == len(found.boxes):
+        return found
+    numbers = found.numbers
+    if numbers is not None:
+        new_index = {old: new for new, old in enumerate(keep)}
+        wide = [(new_index[i], box, contours) for i, box, contours in numbers.wide if i in new_index]
+        numbers = Numbers(numbers.work, wide, len(keep), numbers.pre, numbers.layout, numbers.origin) if wide else None
+    crops = None if found.crops is None else [found.crops[i] for i in keep]
+    return found._replace(boxes=[found.boxes[i] for i in keep], batch=found.batch[keep], crops=crops, numbers=numbers)
+
+
+def _bold_strokes_in_paper(work, min_h):
+    """The paper estimate (on a 1/PAPER_SHRINK copy) is darker than DARK_REGION x the page's level
+    (its 90th percentile) over a piece at least ``min_h`` tall (working size) off the frame's edge:
+    the cores of a marker digit's strokes, too wide for the closing to remove, which left the mask
+    only their rims (a shadow darkens paper to 55-80 %; a desk beside the page touches the edge)."""
+    paper = np.ascontiguousarray(work.paper[::PAPER_SHRINK, ::PAPER_SHRINK])
+    level = DARK_REGION * _quantile(paper, 0.9)
+    dark = cv2.threshold(paper, level, 255, cv2.THRESH_BINARY_INV)[1]
+    small_h, small_w = dark.shape
+    contours = cv2.findContours(dark, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[-2]
     for contour in contours:
-        box = cv2.boundingRect(contour)
-        if box[3] >= min_h and not _at_border(box, work_w, work_h):
+        x, y, w, h = cv2.boundingRect(contour)
+        if h * PAPER_SHRINK >= min_h and x > 0 and y > 0 and x + w < small_w and y + h < small_h:
             return True
     return False
 
@@ -1878,12 +1949,20 @@ def _close_up(part, origin, **look):
         look = dict(look, polarity=_close_up_polarity(part, min(value)))
     padded = cv2.copyMakeBorder(part, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=value)
     min_h = max(MIN_DIGIT_PX, CLOSE_UP_MIN * min(h, w))
-    found, _ = _digits_in(padded, (origin[0] - pad, origin[1] - pad), min_h, side=CLOSE_UP_SIDE, **look)
-    if not found.boxes:
-        return found
+    found, work, _ = _digits_in(padded, (origin[0] - pad, origin[1] - pad), min_h, side=CLOSE_UP_SIDE, **look)
+    widths = [_stroke_width_at(work, box, origin[0] - pad, origin[1] - pad) for box in found.boxes]
     x0, y0 = origin
     boxes = [_clipped(box, x0, y0, x0 + w, y0 + h) for box in found.boxes]
-    return found._replace(boxes=boxes)
+    return found._replace(boxes=boxes), widths
+
+
+def _stroke_width_at(work, box, rx, ry):
+    """The mean stroke width (``stroke_width``, frame pixels) of ``work``'s ink mask under ``box``: frame
+    coordinates of a picture whose corner is at (``rx``, ``ry``)."""
+    x, y, w, h = box
+    x0, y0 = int((x - rx) * work.scale_x), int((y - ry) * work.scale_y)
+    x1, y1 = int(np.ceil((x + w - rx) * work.scale_x)), int(np.ceil((y + h - ry) * work.scale_y))
+    return stroke_width(work.mask[y0:y1, x0:x1]) / work.scale_y
 
 
 def _close_up_polarity(part, background):
@@ -1908,11 +1987,12 @@ def _clipped(box, x0, y0, x1, y1):
 def _digits_in(part, origin, min_h_full, pre, layout, polarity, debug, max_digits, side=None):
     """``digits_from_frame``'s look at ``part`` (the frame, or its ROI, whose corner is at ``origin`` in
     the frame) for digits at least ``min_h_full`` of its pixels tall, at a working size whose longer
-    side is ``side`` (default: ``_work_from_frame``'s) -> (DigitBatch, the working pictures)."""
+    side is ``side`` (default: ``_work_from_frame``'s) -> (DigitBatch, the working pictures, the height
+    of the tallest piece of ink off its edge at the working size)."""
     rx, ry = origin
     work, debug_images = _work_from_frame(part, polarity, side)
     min_h = min_h_full * work.scale_y
-    found = _candidates(work, min_h, small_h=SMALL_DIGIT * min_h)
+    found, tallest = _candidates(work, min_h, small_h=SMALL_DIGIT * min_h)
     found = _split_stacked(work.mask, _retrace(work, found, sure_h=min_h), min_h)
     found = _join_two_stroke_fours(work.mask, found) + _faint_candidates(work, found, min_h)
     found = _off_the_page(work, found)
@@ -1927,7 +2007,7 @@ def _digits_in(part, origin, min_h_full, pre, layout, polarity, debug, max_digit
     wide = [(index, box, contours) for index, (box, contours, _) in enumerate(found) if box[2] >= NUMBER_WIDTH * box[3]]
     return DigitBatch(boxes=boxes, batch=batch_from_crops(crops, pre, layout), crops=crops,
                       debug=debug_images if debug else None,
-                      numbers=Numbers(work, wide, len(boxes), pre, layout, (rx, ry)) if wide else None), work
+                      numbers=Numbers(work, wide, len(boxes), pre, layout, (rx, ry)) if wide else None), work, tallest
 
 
 def _detail_pixels(pre):

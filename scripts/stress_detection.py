@@ -40,7 +40,9 @@ and lays it on a dark desk, a grey table or a wood grain, all of its edges in vi
 "A page seen from afar" renders ``synthetic://`` frames at 3x the size with 6-12 digits and shrinks them to 640x480:
 digits 11-43 px tall (detection looks for 2.5 % of the frame and more: 12 px). "A 1920x1440
 camera up close" renders ``synthetic://`` frames at 3x the size with digits 3x as tall (120-360 px,
-strokes up to about 50 px wide), its rulings, blur and noise at their pixel sizes. Blank pages (camera
+strokes up to about 50 px wide), its rulings, blur and noise at their pixel sizes. "One digit held
+up to the camera" is a ``synthetic://`` frame of one digit 160-384 px tall, a third of the frame's
+height and more, in the camera's pens (a marker's strokes are 40-80 px wide there). Blank pages (camera
 effects: shadows, rulings, coloured paper, no digits) count the boxes found where there is
 nothing to find.
 """
@@ -74,6 +76,7 @@ PENS = ((40, 30, 30), (120, 40, 20), (30, 30, 140))  # BGR: black, blue, red ink
 PAPER = 235
 GRID = (215, 190, 160)  # BGR: the light blue of squared paper's lines
 SIZE = (640, 480)
+HELD_UP_PX = (160, 384)  # "one digit held up to the camera": its height, 1/3 to 4/5 of the frame's
 DESKS = ("dark", "grey", "wood-grain")  # what the page lies on in "the page lying on a desk"
 
 
@@ -569,6 +572,15 @@ def _from_afar(frames, seed, effects, factor=3):
     return [shrunk(frame, truth, factor) for frame, truth in (source.render(i) for i in range(frames))]
 
 
+def _held_up(frames, seed, effects):
+    """``frames`` ``synthetic://`` scenes of one digit 160-384 px tall (a third of the 640x480 frame's
+    height and more), often in a marker: a digit held up to the camera."""
+    from edge_runtime.synthetic import SyntheticCamera
+
+    source = SyntheticCamera(digits=1, effects=effects, seed=seed, digit_px=HELD_UP_PX)
+    return [source.render(i) for i in range(frames)]
+
+
 def cases(frames, seed):
     """[(name, [(frame, truth)])] for every stress case (frames rendered lazily per case)."""
     out = []
@@ -607,6 +619,8 @@ def cases(frames, seed):
                     functools.partial(_from_afar, frames, seed, effects)))
         out.append(("synthetic %s, a 1920x1440 camera up close (digits 120-360 px)" % effects,
                     functools.partial(_up_close, frames, seed, effects)))
+        out.append(("one digit held up to the camera, %d-%d px tall (a third of the frame and more), %s"
+                    % (HELD_UP_PX + (effects,)), functools.partial(_held_up, frames, seed, effects)))
         for degrees in (10, 20):
             out.append(("synthetic %s, the page turned by +-%d degrees" % (effects, degrees),
                         functools.partial(_tilted, frames, seed, effects, degrees)))

@@ -1508,6 +1508,13 @@ def test_small_blank_and_noise_pictures_hold_no_digit(frame):
     assert pp.digits_from_frame(frame, PRE).boxes == []
 
 
+def bold_digits(effects, seed, heights=(280, 384), frames=60):
+    """``frames`` synthetic frames of one digit ``heights`` px tall, often in a marker (the camera's
+    thicker pens: strokes 40-80 px at 384 px), and their truth."""
+    camera = SyntheticCamera(digits=1, effects=effects, seed=seed, digit_px=heights)
+    return [camera.render(i) for i in range(frames)]
+
+
 def test_a_marker_digit_filling_much_of_the_frame_is_read_as_dark_ink():
     """One bold digit 120-384 px tall on a camera frame: its strokes are too wide for the 5x5 hats on
     the half-size copy, which found more thin light features (gaps between rulings, a shadow's rim)
@@ -1518,3 +1525,55 @@ def test_a_marker_digit_filling_much_of_the_frame_is_read_as_dark_ink():
     for i in range(300):
         read_light += not reads_dark(camera.render(i)[0])
     assert read_light <= 6, read_light  # (measured 1; 41 before the coarse copy)
+
+
+def test_bold_digits_filling_much_of_the_frame_are_found_whole(monkeypatch):
+    """One digit 280-384 px tall in a 640x480 camera frame, its strokes up to 80 px wide: the paper
+    estimate's closing (56 px at this size) leaves their cores in the paper, so the normal look finds
+    rims, counters and fragments, or drops the digit as a dark object. The close-up look (128 px)
+    sees the strokes whole; its digits replace the pieces where their strokes are bold."""
+    frames = bold_digits("camera", 3)
+
+    def whole():
+        found = 0
+        for frame, truth in frames:
+            boxes = pp.digits_from_frame(frame, PRE).boxes
+            found += len(boxes) == 1 and iou(boxes[0], truth[0]["bbox"]) >= 0.5
+        return found
+
+    assert whole() >= 54  # (measured 57 of 60)
+    monkeypatch.setattr(pp, "WIDE_STROKE", 1e9)  # (no stroke is bold: the normal look's pieces stay)
+    assert whole() <= 45  # (measured 41, as before)
+
+
+def test_pen_rings_around_digits_are_not_taken_for_a_bold_digit(monkeypatch):
+    """Four digits circled or boxed in pen (the stress case, camera, seed 7, frame 3), whose
+    enclosures touch and make a piece of ink taller than a third of the frame: that sets off the
+    close-up look, which takes them all for one digit 403 px tall holding the four. Its strokes are
+    a pen's, not bold, so the four digits stay; without the bold rule they were replaced."""
+    frame, truth = sd._enclosed(4, 7, "camera")[3]
+    assert len(truth) == 4
+    assert digits_found(frame, truth) == 4
+    monkeypatch.setattr(pp, "WIDE_STROKE", 0.0)  # (every stroke bold enough)
+    monkeypatch.setattr(pp, "BOLD_MAX", 1e9)
+    assert digits_found(frame, truth) == 0
+
+
+def test_kept_keeps_the_chosen_digits_and_their_number_indices(mnist_sample):
+    """``_kept`` drops digits from a DigitBatch: boxes, batch rows and crops stay aligned, and the
+    boxes that may be numbers keep pointing at the same boxes."""
+    images, _ = mnist_sample
+    frame, truth = paint_digits(images[:3], [(60, 150, 0, 80), (260, 160, 0, 70), (450, 140, 0, 90)])
+    number, _ = paint_digits(images[3:5], [(0, 0, 0, 70), (40, 0, 0, 70)], size=(70, 100))
+    frame[300:370, 300:400] = number  # (two digits touching: a wide box that may be a number)
+    found = pp.digits_from_frame(frame, PRE)
+    assert found.numbers is not None and len(found.boxes) == 4, found.boxes
+    wide = found.numbers.indices[0]
+    keep = [i for i in range(4) if i != (wide + 1) % 4]
+    kept = pp._kept(found, keep)
+    assert kept.boxes == [found.boxes[i] for i in keep]
+    assert np.array_equal(kept.batch, found.batch[keep])
+    assert all(np.array_equal(a, found.crops[i]) for a, i in zip(kept.crops, keep, strict=True))
+    assert [kept.boxes[i] for i in kept.numbers.indices] == [found.boxes[wide]]
+    assert kept.numbers.rows == 3
+    assert pp._kept(found, [i for i in range(4) if i != wide]).numbers is None

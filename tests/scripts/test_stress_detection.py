@@ -22,6 +22,7 @@ ACCURACY_SMALL_BOLD = 0.965  # (measured 0.975; 0.954 before the thinning)
 ACCURACY_FROM_AFAR = 0.97  # (measured 0.989; 0.915 when digits had to be 3 % of the frame tall)
 ACCURACY_NOTEBOOK = 0.975  # (measured 0.985; 0.965 before stacked digits were split)
 ACCURACY_PEN = 0.97  # (measured 0.988)
+ACCURACY_HELD_UP = 0.95  # (measured 0.983 clean and camera; 0.767 camera before the close-up look replaced pieces)
 ACCURACY_NUMBERS = 0.72  # (measured 0.750; 0.618 without reading doubtful wide boxes as pieces)
 
 
@@ -116,6 +117,26 @@ def test_small_digits_on_a_page_seen_from_afar_are_read():
     no false box (91.5 % when digits had to be 3 % of the frame tall)."""
     result = scored(sd._from_afar(40, 7, "camera"))
     assert result["accuracy"] >= ACCURACY_FROM_AFAR and result["false_positives"] == 0, result
+
+
+def test_one_digit_held_up_to_the_camera_fills_a_third_of_the_frame_or_more():
+    heights = []
+    for frame, truth in sd._held_up(20, 7, "camera"):
+        assert frame.shape == (480, 640, 3) and len(truth) == 1
+        x, y, w, h = truth[0]["bbox"]
+        assert x >= 8 and y >= 8 and x + w <= 632 and y + h <= 472
+        heights.append(h)
+    assert 150 <= min(heights) and max(heights) <= 390 and max(heights) - min(heights) >= 100
+
+
+@pytest.mark.parametrize("effects", ["camera", "clean"])
+def test_one_digit_held_up_to_the_camera_is_read(effects):
+    """One digit 160-384 px tall, often in a marker: read as dark ink on the coarse copy, and found
+    whole by the close-up look where the normal look found only pieces of its bold strokes. 60 frames,
+    seed 7: 98.3 % right both ways, 1 and 0 false boxes (before: camera 76.7 %, 31 false boxes; clean
+    93.3 %, 7)."""
+    result = scored(sd._held_up(60, 7, effects))
+    assert result["accuracy"] >= ACCURACY_HELD_UP and result["false_positives"] <= 3, result
 
 
 def test_a_notebook_page_has_rows_of_digits_sitting_on_its_rulings():
@@ -356,7 +377,7 @@ def test_a_short_run_prints_one_scored_row_per_case():
     assert len(rows) == len(sd.cases(2, 5))  # (the list renders its frames lazily)
     digits = [r for r in rows if not r[0].startswith("blank page")]
     blank = [r for r in rows if r[0].startswith("blank page")]
-    assert all(int(r[1]) == 2 and int(r[2]) >= 4 for r in digits)
+    assert all(int(r[1]) == 2 and int(r[2]) >= (2 if r[0].startswith("one digit held up") else 4) for r in digits)
     assert all(r[3] != "-" and r[4] != "-" for r in digits)  # (precision is "-" where nothing was found)
     assert all(0.0 <= float(v[:-2]) <= 100.0 for r in digits for v in r[3:6] if v != "-")
     simplex = [r for r in rows if r[0] == "font simplex, plain paper"][0]
