@@ -109,6 +109,9 @@ def add_recognition_args(parser):
     group = parser.add_argument_group("recognition")
     group.add_argument("--roi", type=roi_box, default=None, metavar="X,Y,W,H",
                        help="only look for digits inside this rectangle (default: whole frame)")
+    group.add_argument("--polarity", default="auto", choices=("auto", "dark", "light"),
+                       help="ink darker than the paper (dark), lighter (light: chalk on a board, white on "
+                            "black) or judged per frame (default: %(default)s)")
     group.add_argument("--min-confidence", type=probability, default=0.6, metavar="P",
                        help="below this probability a digit is shown as ? and flagged low_confidence "
                             "(default: %(default)s)")
@@ -123,6 +126,17 @@ def add_recognition_args(parser):
     group.add_argument("--max-frames", type=positive_int, default=None, metavar="N",
                        help="stop after N frames (default: until the source ends or Ctrl-C)")
     return group
+
+
+def detector_for(polarity):
+    """The digit detector for ``--polarity``: None (the pipeline's own, judging each frame) for "auto"."""
+    if polarity == "auto":
+        return None
+    import functools
+
+    from .preprocess import digits_from_frame
+
+    return functools.partial(digits_from_frame, polarity=polarity)
 
 
 def add_output_args(parser):
@@ -260,7 +274,7 @@ def run(args):
                     source, args.backend, manifest, outputs=outputs, max_frames=args.max_frames,
                     min_confidence=args.min_confidence, smooth_window=args.smooth, roi=args.roi,
                     max_digits=args.max_digits, backend_options=backend_options(args), stop_event=stop,
-                    workers=args.workers)
+                    workers=args.workers, detector=detector_for(args.polarity))
     finally:
         source.close()
     report = sys.stderr if args.jsonl == "-" else sys.stdout  # keep `--jsonl -` pure JSON lines

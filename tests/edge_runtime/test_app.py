@@ -77,6 +77,7 @@ def test_synthetic_max_frames(tiny_bundle, tmp_path, capsys):
     (["--max-frames", "0"], ">= 1"),
     (["--backend", "tflite"], "invalid choice"),
     (["--smooth", "-1"], ">= 0"),
+    (["--polarity", "grey"], "invalid choice"),
 ])
 def test_bad_cli_values(argv, words, capsys):
     with pytest.raises(SystemExit) as err:
@@ -287,3 +288,34 @@ def test_a_folder_of_mnist_pngs_is_read_digit_by_digit(tmp_path, capsys):
     assert all(len(r["detections"]) == 1 for r in records)
     right = sum(r["detections"][0]["digit"] == int(label) for r, label in zip(records, labels, strict=True))
     assert right >= 58  # (measured 60 of 60; no digit was found in them before the close-up look)
+
+
+def test_polarity_option_reaches_the_detector(tmp_path, capsys):
+    """``--polarity`` fixes what the detector takes for ink: white digits on a dark board are found
+    and read with ``light`` (and ``auto``); with ``dark`` the dark gaps between their strokes are
+    taken for ink, and few are read."""
+    from edge_runtime.scenes import match_detections
+    from edge_runtime.synthetic import SyntheticCamera
+
+    camera = SyntheticCamera(seed=3, effects="clean")
+    folder = tmp_path / "board"
+    folder.mkdir()
+    truths = []
+    for i in range(4):
+        frame, truth = camera.render(i)
+        cv2.imwrite(str(folder / ("%d.png" % i)), 255 - frame)
+        truths.append(truth)
+    bundle = os.path.join(ROOT, "tests", "fixtures", "bundles", "cnn")
+
+    def read(polarity):
+        jsonl = tmp_path / ("%s.jsonl" % polarity)
+        rc = main(["run", "--model", bundle, "--source", str(folder), "--headless", "--jsonl", str(jsonl),
+                   "--backend", "onnxruntime", "--status-every", "0", "--polarity", polarity])
+        capsys.readouterr()
+        assert rc == 0
+        records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+        return sum(match_detections(r["detections"], truth).correct for r, truth in zip(records, truths, strict=True))
+
+    digits = sum(len(truth) for truth in truths)
+    assert read("light") >= digits - 1 and read("auto") >= digits - 1  # (measured 18 of 18 both)
+    assert read("dark") <= digits // 4  # (measured 2)
