@@ -1856,13 +1856,12 @@ def _with_close_up(found, work, tallest, part, region, look):
     The close-up look runs where a piece of ink (the rims of a marker's strokes, or a digit dropped as
     the outline of a dark object) or of dark paper (``_bold_strokes_in_paper``) is at least
     CLOSE_UP_MIN x the picture's shorter side tall, off its edge. Its digits are kept where they are
-    bold: strokes at least WIDE_STROKE x the paper
-    estimate's reach wide (it took their cores for paper: the normal look saw rims, counters and
-    fragments, or a dark object) and at most BOLD_MAX x the digit's height (a blob, a shadow). Where
-    the normal look found nothing, its bold digits are the result (off the edge only, where the dark
-    paper alone set it off). Otherwise they replace the normal look's digits when all of them are
-    bold, off the edge, and hold every digit the normal look found (its pieces): a ring drawn around
-    a digit has a pen's thin stroke, and the digit inside stays."""
+    bold: strokes at least WIDE_STROKE x the paper estimate's reach wide (it took their cores for
+    paper: the normal look saw rims, counters and fragments, or a dark object) and at most BOLD_MAX x
+    the digit's height (wider: a blob, a shadow). Where the normal look found nothing, its bold digits
+    are the result (off the edge only, where the dark paper alone set it off). Otherwise they replace
+    the normal look's digits when all of them are bold, off the edge, and hold every digit the normal
+    look found (its pieces): a ring drawn around digits has a pen's thin stroke, and they stay."""
     tall = CLOSE_UP_MIN * min(region[2], region[3]) * work.scale_y
     tall_piece = tallest >= tall
     if not (tall_piece or _bold_strokes_in_paper(work, tall)):
