@@ -92,10 +92,12 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    Digits written on neighbouring ruled lines, one right above the other, merge into one
    tall candidate: one at least 1.6x the frame's median candidate height is cut at an empty
    middle row (and each row into its digits) when every part is a whole digit.
-   A picture under 128 px (an MNIST image, a crop) and a frame where nothing was found but a
-   piece of ink at least 30 % of its height tall is looked at as a close-up (``_close_up``):
+   A picture under 128 px (an MNIST image, a crop), and a frame holding a piece of ink or of
+   dark paper at least 30 % of its height tall, is looked at as a close-up (``_close_up``):
    padded with its edges' colour, at 128 px, polarity from its edges (a close-up's wide strokes
-   are no thin features for the hats, and the paper estimate takes them for a dark object).
+   are no thin features for the hats, and the paper estimate takes them for a dark object). In
+   a frame its digits count where their strokes are bold (``_with_close_up``): they are the
+   result where nothing was found, and replace the pieces the normal look found of them.
 9. Crop: each digit's ink, contrast-stretched so its stroke core is white and faint
    marks (rulings, paper texture) black, cut to its own strokes (so a neighbour or a
    ruling inside the box is dropped), from the working ink map when the digit is at
@@ -522,9 +524,14 @@ def ink_is_dark(gray_work):
 def _coarse_copy(gray_work):
     """The working picture with its longer side at COARSE_SIDE: where the strokes of a digit filling
     much of the frame (a marker's, 10-20 % of its height wide) are thin features for the 5x5 hats."""
-    h, w = gray_work.shape
-    scale = COARSE_SIDE / float(max(h, w))
-    return cv2.resize(gray_work, (max(8, int(round(w * scale))), max(8, int(round(h * scale)))),
+    return _with_longer_side(gray_work, COARSE_SIDE)
+
+
+def _with_longer_side(gray, side):
+    """``gray`` shrunk (INTER_AREA) so that its longer side is ``side`` pixels (each side at least 8)."""
+    h, w = gray.shape
+    scale = side / float(max(h, w))
+    return cv2.resize(gray, (max(8, int(round(w * scale))), max(8, int(round(h * scale)))),
                       interpolation=cv2.INTER_AREA)
 
 
@@ -536,9 +543,7 @@ def _half_size(gray_work):
     longer = max(h, w)
     if longer <= 2 * POLARITY_SIDE:
         return cv2.resize(gray_work, (max(8, w // 2), max(8, h // 2)), interpolation=cv2.INTER_AREA)
-    scale = POLARITY_SIDE / float(longer)
-    return cv2.resize(gray_work, (max(8, int(round(w * scale))), max(8, int(round(h * scale)))),
-                      interpolation=cv2.INTER_AREA)
+    return _with_longer_side(gray_work, POLARITY_SIDE)
 
 
 def _feature_sums(dark, light):
@@ -553,12 +558,6 @@ def _hat_sums(small):
     kernel = _kernel((5, 5))
     return _feature_sums(cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, kernel),
                          cv2.morphologyEx(small, cv2.MORPH_TOPHAT, kernel))
-
-
-def _light_to_dark_features(small):
-    """Thin light features (top-hat) over thin dark ones (black-hat), on the half-size copy ``small``."""
-    dark, light = _hat_sums(small)
-    return light / max(1.0, dark)
 
 
 def _wide_dark_strokes(coarse, light):
@@ -1071,6 +1070,12 @@ def _inside_dark_region(paper, box):
     return at(cy, cx) < DARK_REGION * around
 
 
+def _paper_small(work):
+    """The paper estimate at 1/PAPER_SHRINK of the working size (every PAPER_SHRINK-th pixel: it is
+    smooth), for the page's level (its 90th percentile) and its dark regions."""
+    return np.ascontiguousarray(work.paper[::PAPER_SHRINK, ::PAPER_SHRINK])
+
+
 def _off_the_page(work, found):
     """``found`` without the candidates that lie on a patterned desk beside the page (wood grain).
 
@@ -1083,7 +1088,7 @@ def _off_the_page(work, found):
     (rare on a page)."""
     if not found or work.image.ndim != 3 or not work.dark:
         return found
-    page_level = _quantile(np.ascontiguousarray(work.paper[::PAPER_SHRINK, ::PAPER_SHRINK]), 0.9)  # (it is smooth)
+    page_level = _quantile(_paper_small(work), 0.9)
     dim = OTHER_SURFACE * page_level
     paper_at = work.paper.item
     page = None
@@ -1192,10 +1197,10 @@ def _on_shadow_edge(work, box, peak):
     return float(np.percentile(edges, 90)) < SHADOW_SOFTNESS * peak
 
 
-def _at_border(box, width, height):
-    """Touches the frame (or ROI) edge: paper edges, shadows, digits cut by the frame."""
+def _at_border(box, width, height, margin=BORDER_PX):
+    """Within ``margin`` pixels of the frame (or ROI) edge: paper edges, shadows, digits cut by the frame."""
     x, y, w, h = box
-    return x < BORDER_PX or y < BORDER_PX or x + w > width - BORDER_PX or y + h > height - BORDER_PX
+    return x < margin or y < margin or x + w > width - margin or y + h > height - margin
 
 
 def _several_digits(height, piece_heights, min_h):
@@ -1881,10 +1886,8 @@ def _with_close_up(found, work, tallest, part, region, look):
 
 
 def _off_edge(box, region, margin):
-    """``box`` lies at least ``margin`` pixels inside ``region`` (x, y, w, h)."""
-    x, y, w, h = box
-    rx, ry, rw, rh = region
-    return x >= rx + margin and y >= ry + margin and x + w <= rx + rw - margin and y + h <= ry + rh - margin
+    """``box`` (frame pixels) lies at least ``margin`` pixels inside ``region`` (x, y, w, h)."""
+    return not _at_border((box[0] - region[0], box[1] - region[1], box[2], box[3]), region[2], region[3], margin)
 
 
 def _pieces_of(boxes, digits, region, margin):
@@ -1918,9 +1921,8 @@ def _bold_strokes_in_paper(work, min_h):
     (its 90th percentile) over a piece at least ``min_h`` tall (working size) off the frame's edge:
     the cores of a marker digit's strokes, too wide for the closing to remove, which left the mask
     only their rims (a shadow darkens paper to 55-80 %; a desk beside the page touches the edge)."""
-    paper = np.ascontiguousarray(work.paper[::PAPER_SHRINK, ::PAPER_SHRINK])
-    level = DARK_REGION * _quantile(paper, 0.9)
-    dark = cv2.threshold(paper, level, 255, cv2.THRESH_BINARY_INV)[1]
+    paper = _paper_small(work)
+    dark = cv2.threshold(paper, DARK_REGION * _quantile(paper, 0.9), 255, cv2.THRESH_BINARY_INV)[1]
     small_h, small_w = dark.shape
     contours = cv2.findContours(dark, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[-2]
     for contour in contours:
