@@ -472,8 +472,11 @@ def darkness_source(image):
     """uint8 [H,W] where ink is dark: the minimum over B, G, R (coloured pens become dark), or gray as is."""
     if image.ndim == 2:
         return image
-    channels = cv2.split(np.ascontiguousarray(image))  # (a strided crop would be slow to split)
-    return cv2.min(cv2.min(channels[0], channels[1]), channels[2])
+    h, w, channels = image.shape
+    # Each row's B, G, R, (A,) B, G, R, ... as one row: a 3-wide erosion's value at a pixel's G is the
+    # minimum of its B, G and R. 35 vs 83 us (cv2.split and two cv2.min) at 320x240.
+    rows = np.ascontiguousarray(image).reshape(h, w * channels)
+    return np.ascontiguousarray(cv2.erode(rows, _kernel((1, 3)))[:, 1::channels])
 
 
 def gray_from_frame(frame):

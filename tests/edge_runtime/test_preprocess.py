@@ -254,6 +254,18 @@ def test_roi_limits_the_search_and_boxes_stay_in_frame_coordinates(mnist_sample)
     assert min(best_iou(t, found.boxes) for t in truth[1:3]) >= 0.7
 
 
+@pytest.mark.parametrize("shape", [(240, 320, 3), (480, 640, 4), (9, 8, 3), (8, 9, 4), (2, 2, 3)])
+def test_darkness_source_is_the_minimum_of_blue_green_and_red(shape):
+    """(The erosion across each row's interleaved channels, alpha left out, crops included.)"""
+    image = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    for picture in (image, image[1:, 1:]):
+        dark = pp.darkness_source(picture)
+        assert dark.shape == picture.shape[:2] and dark.dtype == np.uint8 and dark.flags.c_contiguous
+        np.testing.assert_array_equal(dark, picture[:, :, :3].min(axis=2))
+    gray = image[:, :, 0].copy()
+    assert pp.darkness_source(gray) is gray
+
+
 def test_coloured_ink_light_on_dark_and_gray_and_bgra(mnist_sample):
     images, _ = mnist_sample
     for ink in ((150, 60, 20), (40, 40, 190)):  # blue pen, red pen (BGR)
