@@ -699,20 +699,20 @@ def _far_apart(a, b):
     return gap > BAR_GAP * taller or not _detached_bar(a, b)  # only a 5's bar reaches that far
 
 
-def _within_reach(gap_x, gap_y, taller):
-    """numpy: True where boxes with these gaps and taller height may be close enough to merge (where
-    ``_far_apart`` does not already say no by the gap alone)."""
-    reach = np.maximum(np.maximum(3.0, max(MERGE_GAP, FRAGMENT_GAP) * taller), BAR_GAP * taller)
-    return np.maximum(gap_x, gap_y) <= reach
+def _within_reach(corners, picked):
+    """numpy bool [len(picked), boxes]: True where box ``picked[r]`` and a box (rows x0, y0, x1, y1 of
+    ``corners``) may be close enough to merge, where ``_far_apart`` does not already say no by the gap
+    alone."""
+    x0, y0, x1, y1 = corners.T
+    px0, py0, px1, py1 = corners[picked].T[:, :, None]
+    gap = np.maximum(np.maximum(px0, x0) - np.minimum(px1, x1), np.maximum(py0, y0) - np.minimum(py1, y1))
+    taller = np.maximum(py1 - py0, y1 - y0)
+    return gap <= np.maximum(np.maximum(3.0, max(MERGE_GAP, FRAGMENT_GAP) * taller), BAR_GAP * taller)
 
 
 def _near_pairs(corners):
     """Index pairs (i, j), i < j, in order, of the boxes (rows x0, y0, x1, y1) ``_within_reach``."""
-    x0, y0, x1, y1 = corners.T
-    gap_x = np.maximum(x0[:, None], x0[None]) - np.minimum(x1[:, None], x1[None])
-    gap_y = np.maximum(y0[:, None], y0[None]) - np.minimum(y1[:, None], y1[None])
-    h = y1 - y0
-    rows, cols = np.nonzero(np.triu(_within_reach(gap_x, gap_y, np.maximum(h[:, None], h[None])), 1))
+    rows, cols = np.nonzero(np.triu(_within_reach(corners, slice(None)), 1))
     return list(zip(rows.tolist(), cols.tolist()))  # noqa: B905 (Python 3.6)
 
 
@@ -723,11 +723,7 @@ def _neighbours(i, boxes, alive, corners):
         return [k for k in range(len(boxes)) if alive[k] and k != i]
     x, y, w, h = boxes[i]
     corners[i] = (x, y, x + w, y + h)
-    x0, y0, x1, y1 = corners.T
-    gap_x = np.maximum(x0[i], x0) - np.minimum(x1[i], x1)
-    gap_y = np.maximum(y0[i], y0) - np.minimum(y1[i], y1)
-    near = _within_reach(gap_x, gap_y, np.maximum(h, y1 - y0))
-    return [k for k in np.nonzero(near)[0].tolist() if alive[k] and k != i]
+    return [k for k in np.nonzero(_within_reach(corners, [i])[0])[0].tolist() if alive[k] and k != i]
 
 
 def merge_fragments(boxes):
@@ -1967,8 +1963,8 @@ def _bold_strokes_in_paper(work, min_h):
     small_h, small_w = dark.shape
     contours = cv2.findContours(dark, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[-2]
     for contour in contours:
-        x, y, w, h = cv2.boundingRect(contour)
-        if h * PAPER_SHRINK >= min_h and x > 0 and y > 0 and x + w < small_w and y + h < small_h:
+        box = cv2.boundingRect(contour)
+        if box[3] * PAPER_SHRINK >= min_h and _inside(box, (0, 0, small_w, small_h)):
             return True
     return False
 
