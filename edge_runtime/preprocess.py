@@ -30,7 +30,8 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    noise is at least 6 % of its paper's level (poor light, the camera's gain up) the working
    picture is smoothed with a 3x3 median first, and ink counts only where the paper is more
    than twice the sensor noise brighter (not the noise where a shadow or a corner darkens
-   the paper to a few tens of gray levels).
+   the paper to a few tens of gray levels). Crops cut from the full-resolution frame (step 9)
+   get the same 3x3 median there.
 4. Threshold: ``ink > max(16 %, 0.45 * the frame's strong-ink level)``. Frames where
    the "ink" covers too much, or is mostly isolated specks, are noise: no digits.
 5. Ruled and margin lines: where a row/column projection shows a long line, runs
@@ -151,6 +152,7 @@ NUMBER_SURE = 0.995
 NUMBER_WIDE = 1.3
 NUMBER_SURE_NARROW = 0.999
 NUMBER_LEVEL = 0.15
+NOISY_CROP_MEDIAN = 3  # on a noisy frame, full-resolution crops get a median this wide (the working picture's)
 RETRACE_LEVEL = 0.3  # each candidate is re-traced at this fraction of its darkest ink
 RETRACE_GROWTH = 2.0  # and may grow to at most this many times their height,
 FAINT_PIECE = 0.7  # or, pieces whose darkest ink is under this x the frame's strong ink (a faint digit's
@@ -870,6 +872,7 @@ class _Work(NamedTuple):
     dark: bool
     floor: float  # ink below this is never ink here: INK_FLOOR, more on a noisy frame, less on a quiet faint one
     raw_ink: np.ndarray  # ``ink`` before the noise gate (``_above_the_noise``): the noise measures read it
+    noisy: bool = False  # the sensor noise is high (``_above_the_noise`` gated it)
 
 
 def _full_resolution(work, x0, y0, x1, y1):
@@ -884,6 +887,8 @@ def _full_resolution(work, x0, y0, x1, y1):
 def _full_resolution_ink(work, x0, y0, x1, y1):
     """The ink map of the frame's pixels under working-size region [x0:x1, y0:y1], at full resolution."""
     gray = darkness_source(_full_resolution(work, x0, y0, x1, y1))
+    if work.noisy:
+        gray = cv2.medianBlur(gray, NOISY_CROP_MEDIAN)
     if not work.dark:
         gray = cv2.bitwise_not(gray)
     size = (gray.shape[1], gray.shape[0])
@@ -1061,10 +1066,7 @@ def _work_from_frame(image, polarity, side=None):
         dark = polarity != "light"
     if not dark:
         gray = cv2.bitwise_not(gray)
-    paper = paper_from_gray(gray)
-    ink = ink_from_gray(gray, paper)
-    gray, paper, ink, gate = _above_the_noise(gray, paper, ink)
-    strong = _quantile(ink[::2], STRONG_INK_QUANTILE)
+    gray, paper, ink, gate, strong = _inked(gray)
     # Hysteresis: strokes are traced down to a low level, but a digit needs some strong ink.
     fixed = INK_FLOOR * 255.0
     threshold = max(fixed, INK_LOW * strong)
@@ -1087,8 +1089,16 @@ def _work_from_frame(image, polarity, side=None):
         mask, ink = cv2.bitwise_and(mask, gate), cv2.bitwise_and(ink, gate)
     mask = _closed(mask, (2, 2))
     work = _Work(image, paper, mask, ink, strong_level, float(strong), float(work_w) / w, float(work_h) / h, dark,
-                 floor, raw_ink)
+                 floor, raw_ink, gate is not None)
     return work, {"ink": ink, "mask": mask, "threshold": threshold, "dark": dark}
+
+
+def _inked(gray):
+    """(gray, paper, ink, gate, strong) of a working-size ink image: ``_above_the_noise``'s pictures and
+    the strong-ink level."""
+    paper = paper_from_gray(gray)
+    gray, paper, ink, gate = _above_the_noise(gray, paper, ink_from_gray(gray, paper))
+    return gray, paper, ink, gate, _quantile(ink[::2], STRONG_INK_QUANTILE)
 
 
 def _inside_dark_region(paper, box):
