@@ -11,7 +11,13 @@ in a loop, one OpenCV thread, 2-core x86 VM, night of 2026-11-24; 1.85 ms before
 ruled-line and crop changes of 2026-11-23); the per-digit work is a few small crops.
 
 1. Ink image: BGR/BGRA -> the minimum over B, G, R, so blue and red pens are as dark
-   as black ones (gray frames are used as they are).
+   as black ones (gray frames are used as they are). On tinted paper that minimum is the
+   channel where the paper is darkest (blue, on yellow paper), where faded grey ink or a
+   pencil is nearly as bright as the paper: when the frame has no strong ink (step 3's
+   strong-ink level under 35 %) and the paper's channels differ by 8 % or more, each channel
+   is first scaled so that the paper is neutral (``paper_balance``: its 90th percentile per
+   channel, gains up to 3x), and the ink is read from that (frames with strong ink, almost
+   all of them, are read as they were: their rulings and grids stay as faint as before).
 2. Polarity: dark ink on light paper unless thin light features (top-hat) clearly
    outweigh thin dark ones (black-hat): chalk on a board, white on black. Big dark
    areas (a shadow, the table) do not flip it because only thin features count; where
@@ -153,6 +159,13 @@ NUMBER_WIDE = 1.3
 NUMBER_SURE_NARROW = 0.999
 NUMBER_LEVEL = 0.15
 NOISY_CROP_MEDIAN = 3  # on a noisy frame, full-resolution crops get a median this wide (the working picture's)
+# Tinted paper: on a frame whose strong ink is under BALANCE_FAINT (faded ink, a pencil), paper whose
+# channels' BALANCE_QUANTILE levels differ by BALANCE_NEUTRAL x or more is made neutral first, each
+# channel's gain at most BALANCE_MAX_GAIN (``paper_balance``).
+BALANCE_FAINT = 0.35
+BALANCE_QUANTILE = 0.9
+BALANCE_NEUTRAL = 1.08
+BALANCE_MAX_GAIN = 3.0
 RETRACE_LEVEL = 0.3  # each candidate is re-traced at this fraction of its darkest ink
 RETRACE_GROWTH = 2.0  # and may grow to at most this many times their height,
 FAINT_PIECE = 0.7  # or, pieces whose darkest ink is under this x the frame's strong ink (a faint digit's
@@ -479,6 +492,29 @@ def darkness_source(image):
     # minimum of its B, G and R. 35 vs 83 us (cv2.split and two cv2.min) at 320x240.
     rows = np.ascontiguousarray(image).reshape(h, w * channels)
     return np.ascontiguousarray(cv2.erode(rows, _kernel((1, 3)))[:, 1::channels])
+
+
+def paper_balance(image):
+    """A per-channel LUT (1x256xC uint8) that makes the paper of a BGR(A) ``image`` neutral (its
+    BALANCE_QUANTILE level in each channel brought up to the brightest channel's, gains at most
+    BALANCE_MAX_GAIN), or None for gray frames and paper that is neutral already (channels within
+    BALANCE_NEUTRAL of each other)."""
+    if image.ndim != 3:
+        return None
+    sample = image[::4, ::4]
+    levels = [max(1.0, _quantile(np.ascontiguousarray(sample[:, :, c]), BALANCE_QUANTILE)) for c in range(3)]
+    top = max(levels)
+    if top < BALANCE_NEUTRAL * min(levels):
+        return None
+    ramp = np.arange(256, dtype=np.float32)
+    tables = [np.clip(ramp * min(BALANCE_MAX_GAIN, top / level), 0, 255) for level in levels]
+    tables += [ramp] * (image.shape[2] - 3)
+    return np.ascontiguousarray(np.stack(tables, axis=1)[None].astype(np.uint8))
+
+
+def balanced(image, balance):
+    """``image`` with ``paper_balance``'s LUT applied (as it is when that is None)."""
+    return image if balance is None else cv2.LUT(image, balance)
 
 
 def gray_from_frame(frame):
@@ -873,6 +909,7 @@ class _Work(NamedTuple):
     floor: float  # ink below this is never ink here: INK_FLOOR, more on a noisy frame, less on a quiet faint one
     raw_ink: np.ndarray  # ``ink`` before the noise gate (``_above_the_noise``): the noise measures read it
     noisy: bool = False  # the sensor noise is high (``_above_the_noise`` gated it)
+    balance: Optional[np.ndarray] = None  # the LUT that makes the paper neutral (``paper_balance``), or None
 
 
 def _full_resolution(work, x0, y0, x1, y1):
@@ -886,7 +923,7 @@ def _full_resolution(work, x0, y0, x1, y1):
 
 def _full_resolution_ink(work, x0, y0, x1, y1):
     """The ink map of the frame's pixels under working-size region [x0:x1, y0:y1], at full resolution."""
-    gray = darkness_source(_full_resolution(work, x0, y0, x1, y1))
+    gray = darkness_source(balanced(_full_resolution(work, x0, y0, x1, y1), work.balance))
     if work.noisy:
         gray = cv2.medianBlur(gray, NOISY_CROP_MEDIAN)
     if not work.dark:
@@ -1067,10 +1104,17 @@ def _work_from_frame(image, polarity, side=None):
     if not dark:
         gray = cv2.bitwise_not(gray)
     gray, paper, ink, gate, strong = _inked(gray)
+    balance = paper_balance(small) if dark and strong < BALANCE_FAINT * 255.0 else None
+    unbalanced_floor = None
+    if balance is not None:  # faint ink on tinted paper: read it where the paper is bright
+        unbalanced_floor = _ink_floor(ink, strong)
+        gray, paper, ink, gate, strong = _inked(darkness_source(balanced(small, balance)))
     # Hysteresis: strokes are traced down to a low level, but a digit needs some strong ink.
     fixed = INK_FLOOR * 255.0
     threshold = max(fixed, INK_LOW * strong)
     floor, noise = _ink_floor(ink, strong)
+    if unbalanced_floor is not None:  # (the balance's gains must not lower the noise floor)
+        floor, noise = max(floor, unbalanced_floor[0]), max(noise, unbalanced_floor[1])
     low = min(threshold, max(floor, INK_LOW * strong))  # a quiet floor lowers it; a noisy one acts below
     mask = _ink_mask(ink, low, work_w, work_h)
     if mask is None and low < threshold:
@@ -1089,7 +1133,7 @@ def _work_from_frame(image, polarity, side=None):
         mask, ink = cv2.bitwise_and(mask, gate), cv2.bitwise_and(ink, gate)
     mask = _closed(mask, (2, 2))
     work = _Work(image, paper, mask, ink, strong_level, float(strong), float(work_w) / w, float(work_h) / h, dark,
-                 floor, raw_ink, gate is not None)
+                 floor, raw_ink, gate is not None, balance)
     return work, {"ink": ink, "mask": mask, "threshold": threshold, "dark": dark}
 
 

@@ -585,6 +585,43 @@ def test_small_digits_cropped_from_a_noisy_dim_frame_are_denoised(mnist_sample, 
     assert denoised >= 0.86 and denoised >= raw + 0.02, (denoised, raw)
 
 
+def test_paper_balance_makes_tinted_paper_neutral_and_leaves_white_paper_alone():
+    yellow = np.empty((240, 320, 3), np.uint8)
+    yellow[:] = (165, 232, 245)
+    lut = pp.paper_balance(yellow)
+    assert lut.shape == (1, 256, 3) and lut.dtype == np.uint8
+    assert np.ptp(pp.balanced(yellow, lut)[0, 0].astype(int)) <= 2  # the paper comes out neutral
+    assert np.array_equal(lut[0, :, 2], np.arange(256))  # its brightest channel is kept as it is
+    assert pp.paper_balance(np.full((240, 320, 3), 235, np.uint8)) is None  # white paper
+    assert pp.paper_balance(np.full((240, 320), 235, np.uint8)) is None  # a gray frame
+    bgra = np.dstack([yellow, np.full((240, 320), 77, np.uint8)])
+    assert np.array_equal(pp.balanced(bgra, pp.paper_balance(bgra))[:, :, 3], bgra[:, :, 3])  # alpha as it is
+    deep = yellow.copy()
+    deep[:, :, 0] = 40  # a saturated yellow: the blue channel gains at most BALANCE_MAX_GAIN
+    assert pp.balanced(deep, pp.paper_balance(deep))[0, 0, 0] == int(40 * pp.BALANCE_MAX_GAIN)
+
+
+def test_faded_ink_on_tinted_paper_is_read_where_the_paper_is_bright(mnist_sample, monkeypatch):
+    """The darkness image is the minimum of B, G and R, so on yellow paper it is the blue channel, where
+    faded grey ink (or a pencil) is as bright as the paper. On a frame without strong ink the paper's
+    tint is balanced away first (synthetic camera, ink faded to 25 %: 92.45 -> 97.10 %)."""
+    images, _ = mnist_sample
+    yellow = (165, 232, 245)
+    frame, truth = paint_digits(images[50:56], BOXES, background=yellow, ink=(160, 200, 212))
+    frame = dimmed(frame, 1, 1.0, 1)
+
+    def found():
+        return sum(best_iou(t, pp.digits_from_frame(frame, PRE).boxes) >= 0.6 for t in truth)
+
+    assert pp._work_from_frame(frame, "auto")[0].balance is not None
+    assert found() == 6
+    monkeypatch.setattr(pp, "BALANCE_NEUTRAL", 99.0)  # no balance: the digits are not there
+    assert found() == 0
+    monkeypatch.undo()
+    bold, _ = paint_digits(images[50:56], BOXES, background=yellow, ink=(40, 40, 40))
+    assert pp._work_from_frame(bold, "auto")[0].balance is None  # strong ink: read as before
+
+
 def test_small_bold_digits_are_kept_small_filled_shapes_are_not():
     """A marker digit 28 px tall fills its box at the working size (half resolution) as much as a
     filled square does; its counters (8, 0) and bays (3, 5) at full resolution tell them apart."""
