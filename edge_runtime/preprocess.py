@@ -908,8 +908,8 @@ class _Work(NamedTuple):
     dark: bool
     floor: float  # ink below this is never ink here: INK_FLOOR, more on a noisy frame, less on a quiet faint one
     raw_ink: np.ndarray  # ``ink`` before the noise gate (``_above_the_noise``): the noise measures read it
-    noisy: bool = False  # the sensor noise is high (``_above_the_noise`` gated it)
-    balance: Optional[np.ndarray] = None  # the LUT that makes the paper neutral (``paper_balance``), or None
+    noisy: bool  # the sensor noise is high (``_above_the_noise`` gated it)
+    balance: Optional[np.ndarray]  # the LUT that makes the paper neutral (``paper_balance``), or None
 
 
 def _full_resolution(work, x0, y0, x1, y1):
