@@ -214,6 +214,44 @@ def test_parallel_detection_workers_keep_order_and_results(tiny_bundle):
         assert np.abs(r.probs - ref).max() < 1e-5
 
 
+class NumbersSpy(object):
+    """Stand-in for preprocess.Numbers that records which thread prepared it (and with what)."""
+
+    indices = []  # (no box may be a number: read_numbers cuts nothing)
+
+    def __init__(self):
+        self.prepared = []
+
+    def prepare(self, most=32):
+        self.prepared.append((threading.current_thread().name, most))
+
+
+class NumberDetector(GridDetector):
+    def __init__(self, count=2):
+        GridDetector.__init__(self, count)
+        self.numbers = []
+
+    def __call__(self, frame, pre, roi=None, max_digits=32):
+        found = GridDetector.__call__(self, frame, pre, roi, max_digits)
+        self.numbers.append(NumbersSpy())
+        return namedtuple("Found", "boxes batch numbers")(found.boxes, found.batch, self.numbers[-1])
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_detection_thread_prepares_the_number_pieces_ahead(tiny_bundle, workers):
+    """With detection in its own thread, each frame's number pieces are made there (the inference
+    thread then only picks those it needs); detecting in the inference thread, they are made on
+    demand there (nothing to gain from making them all)."""
+    det = NumberDetector()
+    summary = run_pipeline(MemorySource(frames_with_levels([10, 60, 110, 160])), "onnxruntime", tiny_bundle,
+                           detector=det, workers=workers)
+    assert summary.frames == 4 and len(det.numbers) == 4
+    if workers:
+        assert all(spy.prepared == [("detect-0", 32)] for spy in det.numbers)
+    else:
+        assert all(spy.prepared == [] for spy in det.numbers)
+
+
 def test_backend_is_used_only_from_the_thread_that_opened_it(tiny_bundle, monkeypatch):
     from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
 

@@ -1524,6 +1524,29 @@ def test_a_cut_makes_at_most_max_digits_pieces():
     assert splits == [] and len(batch) == 0
 
 
+def test_prepared_pieces_are_the_ones_a_cut_would_make(monkeypatch):
+    """``prepare`` (in the detection thread) makes every box's pieces ahead; ``cut`` then hands out
+    exactly what it would have made itself, also where it is allowed more pieces than were prepared."""
+    frame, _ = _touching_pair()
+    lazy = pp.digits_from_frame(frame, DEFAULT_PREPROCESS).numbers.cut([0], 32)
+    numbers = pp.digits_from_frame(frame, DEFAULT_PREPROCESS).numbers
+    short = pp.digits_from_frame(frame, DEFAULT_PREPROCESS).numbers
+    numbers.prepare()
+    short.prepare(1)
+    with monkeypatch.context() as patch:
+        patch.setattr(pp.Numbers, "_pieces", lambda *args: pytest.fail("a prepared box was cut again"))
+        eager = numbers.cut([0], 32)
+        one = numbers.cut([0], 1)
+        assert numbers.cut([], 32)[0] == []
+    assert eager[0] == lazy[0] and len(eager[1]) >= 2 and np.array_equal(eager[1], lazy[1])
+    assert np.array_equal(one[1], lazy[1][:1])
+    made = []
+    original = pp.Numbers._pieces
+    monkeypatch.setattr(pp.Numbers, "_pieces", lambda *args: made.append(1) or original(*args))
+    again = short.cut([0], 32)  # one piece was prepared, the cut may take more: the box is cut again
+    assert made and again[0] == lazy[0] and np.array_equal(again[1], lazy[1])
+
+
 def test_a_piece_is_cropped_to_its_own_columns():
     """The 2's piece of the touching "23" holds none of the 3's strokes: its crop is the 2 alone."""
     frame, truth = _touching_pair()
