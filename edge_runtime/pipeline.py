@@ -59,8 +59,6 @@ DEFAULT_CV2_THREADS = 1
 # choice): with its default of one per core, its spinning workers take the core detection needs
 # (measured on the 2-core box: 5.2 vs 3.4 ms of process CPU per frame, p99 7.6-10 vs 5.0-6.9 ms).
 DEFAULT_ORT_THREADS = 1
-# The pieces of a frame's numbers read in the second batch (``preprocess.read_numbers``'s max_digits).
-NUMBER_PIECES = 32
 
 clock = time.perf_counter
 
@@ -340,7 +338,7 @@ def detect_digits(result, detector, manifest, roi, max_digits, prepare_numbers=F
     result.boxes = [tuple(int(v) for v in b) for b in found.boxes]
     result.numbers = getattr(found, "numbers", None)  # (a detector of another revision may have none)
     if prepare_numbers and result.numbers is not None and hasattr(result.numbers, "prepare"):
-        result.numbers.prepare(NUMBER_PIECES)
+        result.numbers.prepare()  # (as many pieces as read_numbers may read)
     result.batch = found.batch
     result.timings["preprocess"] = (clock() - t0) * 1e3
     return result
@@ -372,7 +370,7 @@ class _Classifier(object):
         boxes = result.boxes
         if boxes:
             probs = self.infer(np.asarray(result.batch, dtype=np.float32))
-            boxes, probs = self.read_numbers(boxes, probs, result.numbers, self.infer, NUMBER_PIECES)
+            boxes, probs = self.read_numbers(boxes, probs, result.numbers, self.infer)
             result.boxes = boxes
         else:
             probs = np.zeros((0, len(self.labels)), np.float32)

@@ -158,6 +158,7 @@ NUMBER_SURE = 0.995
 NUMBER_WIDE = 1.3
 NUMBER_SURE_NARROW = 0.999
 NUMBER_LEVEL = 0.15
+NUMBER_PIECES = 32  # a frame's second batch holds at most this many pieces (an engine's batch size)
 NOISY_CROP_MEDIAN = 3  # on a noisy frame, full-resolution crops get a median this wide (the working picture's)
 # Tinted paper: on a frame whose strong ink is under BALANCE_FAINT (faded ink, a pencil), paper whose
 # channels' BALANCE_QUANTILE levels differ by BALANCE_NEUTRAL x or more is made neutral first, each
@@ -2136,7 +2137,7 @@ class Numbers(object):
         """The indices of the boxes that may be numbers."""
         return [index for index, _, _ in self.wide]
 
-    def prepare(self, most=32):
+    def prepare(self, most=NUMBER_PIECES):
         """Make the pieces of every box now, at most ``most`` per box; ``cut`` then picks them.
 
         Worth it in a detection thread, right after ``digits_from_frame``: the frame's images and
@@ -2194,7 +2195,7 @@ class Numbers(object):
         return gaps, made
 
 
-def read_numbers(boxes, probs, numbers, infer, max_digits=32):
+def read_numbers(boxes, probs, numbers, infer, max_digits=NUMBER_PIECES):
     """(boxes, probs) with the boxes of ``numbers`` that the model reads below NUMBER_DOUBT cut into
     pieces, the pieces read by ``infer(batch) -> probabilities`` and kept where ``resolve_splits``
     finds them better. ``probs``: the model's probabilities for ``boxes``; ``numbers``: the
