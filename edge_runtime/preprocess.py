@@ -64,7 +64,13 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    that it reads below 99.9 % is cut at up to 4 of its emptiest columns and its pieces are
    read in a second batch (``Numbers``, ``read_numbers``): the pieces are kept where the
    model is sure of each, surer than of the whole box, and their feet are level (the model
-   alone cannot tell a touching "41" from a 4). Frames without such a box pay nothing.
+   alone cannot tell a touching "41" from a 4). Digits whose strokes are 1-3 px apart in the
+   frame, which the working size joined (and which may share columns: a 1 leaning into the
+   next digit), are parted along their own strokes instead: a box at least 0.6 x as wide as
+   tall whose strong ink is in two tall pieces is looked at in the frame's pixels, and where
+   its ink there is in two or more pieces 0.7 x its height tall, those are its digits, each
+   cropped from its own strokes. Frames without such a box pay 8 us per box 0.6-1 x as wide
+   as tall for the look.
 7. Rejection: specks, stubs of rulings, anything touching the frame or ROI edge
    (paper edges, shadows, digits cut by the frame), too wide (w > 2.5 h) or too
    thin shapes (text-line fragments, line remnants: h > 12 w, unless the piece stands
@@ -159,6 +165,18 @@ NUMBER_WIDE = 1.3
 NUMBER_SURE_NARROW = 0.999
 NUMBER_LEVEL = 0.15
 NUMBER_PIECES = 32  # a frame's second batch holds at most this many pieces (an engine's batch size)
+# Digits of a number whose strokes lie apart in the frame, but which the working size joined (2-3 px
+# apart at 640x480, the downscale and closing bridge the gap), and which may overlap in columns. A box
+# at least APART_WIDTH x as wide as tall where the working ink map, at APART_LEVEL x the frame's
+# strong-ink level, holds at least two pieces APART_TALL x its height tall (boxes NUMBER_WIDTH x as
+# wide are not pre-checked) is looked at in the frame: where its ink at that level falls into at
+# least two pieces NUMBER_PIECE x its height tall, each with the smaller pieces nearest it, those are
+# digits to read when the model doubts the box (``_apart_pieces``). They are kept when their
+# geometric mean confidence is at least APART_SURE and above the whole's, and their feet are level.
+APART_WIDTH = 0.6
+APART_LEVEL = 0.6
+APART_TALL = 0.5
+APART_SURE = 0.98
 NOISY_CROP_MEDIAN = 3  # on a noisy frame, full-resolution crops get a median this wide (the working picture's)
 # Tinted paper: on a frame whose strong ink is under BALANCE_FAINT (faded ink, a pencil), paper whose
 # channels' BALANCE_QUANTILE levels differ by BALANCE_NEUTRAL x or more is made neutral first, each
@@ -340,12 +358,15 @@ class Split(NamedTuple):
 
     whole: its index in ``DigitBatch.boxes``; cuts: how many pieces its cut points make (the
     pieces between cut points i < j are the candidate digits); pieces: {(i, j): (box in frame
-    coordinates, row of its probabilities: the boxes' rows come first, then the pieces')}.
+    coordinates, row of its probabilities: the boxes' rows come first, then the pieces')};
+    apart: [(box, row)] left to right, its digits whose strokes lie apart in the frame
+    (``_apart_pieces``), or [].
     """
 
     whole: int
     cuts: int
     pieces: dict
+    apart: list
 
 
 def _pre_value(pre, key):
@@ -911,6 +932,7 @@ class _Work(NamedTuple):
     raw_ink: np.ndarray  # ``ink`` before the noise gate (``_above_the_noise``): the noise measures read it
     noisy: bool  # the sensor noise is high (``_above_the_noise`` gated it)
     balance: Optional[np.ndarray]  # the LUT that makes the paper neutral (``paper_balance``), or None
+    threshold: float  # the ink map's level that ``mask`` starts from
 
 
 def _full_resolution(work, x0, y0, x1, y1):
@@ -979,8 +1001,12 @@ def _crop_for_digit(work, contours, box, enough_pixels, columns=None):
         else:
             own = cv2.resize(own, size, interpolation=cv2.INTER_NEAREST)
             own = cv2.dilate(own, _kernel((grow, grow)))
-    ink = cv2.bitwise_and(ink, own)
-    # Contrast stretch: the stroke core becomes white, faint ink (rulings, paper texture) black.
+    return _stretched(cv2.bitwise_and(ink, own), own)
+
+
+def _stretched(ink, own):
+    """A crop's ``ink`` (cut to the mask ``own``) contrast-stretched: the stroke core becomes white,
+    faint ink (rulings, paper texture) black."""
     strong = _quantile(ink, 0.95, own)
     floor, top = int(CROP_FLOOR * strong), CROP_TOP * strong
     if top - floor < 4:
@@ -1134,7 +1160,7 @@ def _work_from_frame(image, polarity, side=None):
         mask, ink = cv2.bitwise_and(mask, gate), cv2.bitwise_and(ink, gate)
     mask = _closed(mask, (2, 2))
     work = _Work(image, paper, mask, ink, strong_level, float(strong), float(work_w) / w, float(work_h) / h, dark,
-                 floor, raw_ink, gate is not None, balance)
+                 floor, raw_ink, gate is not None, balance, float(threshold))
     return work, {"ink": ink, "mask": mask, "threshold": threshold, "dark": dark}
 
 
@@ -2097,7 +2123,7 @@ def _digits_in(part, origin, min_h_full, pre, layout, polarity, debug, max_digit
     for box, contours, _ in found:
         crops.append(normalized_uint8(_crop_for_digit(work, contours, box, enough), pre))
         boxes.append(_in_frame(work, box, rx, ry))
-    wide = [(index, box, contours) for index, (box, contours, _) in enumerate(found) if box[2] >= NUMBER_WIDTH * box[3]]
+    wide = [(index, box, contours) for index, (box, contours, _) in enumerate(found) if _may_be_number(work, box)]
     return DigitBatch(boxes=boxes, batch=batch_from_crops(crops, pre, layout), crops=crops,
                       debug=debug_images if debug else None,
                       numbers=Numbers(work, wide, len(boxes), pre, layout, (rx, ry)) if wide else None), work, tallest
@@ -2117,10 +2143,33 @@ def _in_frame(work, box, rx=0, ry=0):
     return (fx + rx, fy + ry, max(1, fw), max(1, fh))
 
 
+def _may_be_number(work, box):
+    """Whether a box (working size) may be digits written close together: at least NUMBER_WIDTH x as
+    wide as tall, or at least APART_WIDTH x with its strong ink in two tall pieces (``_strong_in_two``,
+    about 8 us a box; 22 us a ``synthetic://`` frame, where no single digit passes it)."""
+    w, h = box[2], box[3]
+    return w >= NUMBER_WIDTH * h or (w >= APART_WIDTH * h and _strong_in_two(work, box))
+
+
+def _strong_in_two(work, box):
+    """Whether a box (working size) holds at least two pieces of ink APART_TALL x its height tall at
+    ``_apart_level`` in the working ink map: digits that ``_apart_pieces`` may part."""
+    x, y, w, h = box
+    strong = cv2.threshold(work.ink[y : y + h, x : x + w], _apart_level(work), 255, cv2.THRESH_BINARY)[1]
+    pieces = cv2.findContours(strong, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[-2]
+    return len(pieces) >= 2 and sum(cv2.boundingRect(piece)[3] >= APART_TALL * h for piece in pieces) >= 2
+
+
+def _apart_level(work):
+    """The ink level at which a number's digits may part (``_strong_in_two``, ``_apart_pieces``)."""
+    return max(work.threshold, APART_LEVEL * work.strong)
+
+
 class Numbers(object):
-    """The boxes of one frame that may be numbers written close together (digits touching), kept
-    with the frame's working images so that ``cut`` makes their pieces only when they are needed
-    (or ``prepare`` makes them all ahead, where that is cheaper: see its note)."""
+    """The boxes of one frame that may be numbers written close together (digits touching, or apart
+    in the frame but joined at the working size), kept with the frame's working images so that
+    ``cut`` makes their pieces only when they are needed (or ``prepare`` makes those of the wide
+    boxes ahead, where that is cheaper: see its note)."""
 
     __slots__ = ("work", "wide", "rows", "pre", "layout", "origin", "_prepared")
 
@@ -2138,14 +2187,16 @@ class Numbers(object):
         return [index for index, _, _ in self.wide]
 
     def prepare(self, most=NUMBER_PIECES):
-        """Make the pieces of every box now, at most ``most`` per box; ``cut`` then picks them.
+        """Make the pieces of every box now (at most ``most`` per box at its columns, and its
+        ``_apart_pieces``); ``cut`` then picks them.
 
         Worth it in a detection thread, right after ``digits_from_frame``: the frame's images and
         this code are still in the CPU's caches there, and the model's thread, which would
         otherwise make them after the first batch, is left free. Measured on the 2-core VM (300
         ``synthetic://`` frames): a frame's pieces cost 0.29 ms made at once against 0.7-0.9 ms
         made later in the model's thread; made ahead for every box, 0.2 ms a frame on average."""
-        self._prepared = (int(most), {index: self._pieces(box, contours, most) for index, box, contours in self.wide})
+        self._prepared = (int(most), {index: self._columns(box, contours, most) + (self._apart(box, contours),)
+                                      for index, box, contours in self.wide})
 
     def cut(self, indices, max_digits):
         """(``Split`` list, their pieces' batch) for the boxes at ``indices``, at most ``max_digits``
@@ -2157,31 +2208,43 @@ class Numbers(object):
                 continue
             left = max_digits - len(crops)
             gaps, made = self._made(index, box, contours, left)
-            pieces = {}
+            pieces, apart = {}, []
             for key, piece_box, crop in made[:left]:
                 crops.append(crop)
-                pieces[key] = (piece_box, self.rows + len(crops) - 1)
-            if pieces:
-                splits.append(Split(index, gaps, pieces))
+                if key[0] == "apart":
+                    apart.append((piece_box, self.rows + len(crops) - 1))
+                else:
+                    pieces[key] = (piece_box, self.rows + len(crops) - 1)
+            if pieces or apart:
+                splits.append(Split(index, gaps, pieces, apart))
         return splits, batch_from_crops(crops, self.pre, self.layout)
 
     def _made(self, index, box, contours, most):
-        """``_pieces`` of one box: the prepared ones unless ``prepare`` stopped short of ``most``."""
-        if self._prepared is not None:
-            limit, by_index = self._prepared
-            prepared = by_index[index]
-            if most <= limit or len(prepared[1]) < limit:  # (fewer than the limit: that was all of them)
-                return prepared
-        return self._pieces(box, contours, most)
+        """(gaps, [(key, box in the frame, normalised crop)]) of one box: at most ``most`` of its
+        ``_columns`` pieces (the prepared ones unless ``prepare`` stopped short of ``most``), then its
+        ``_apart_pieces`` (keys ("apart", n), prepared or made now) where all of them fit in ``most``."""
+        prepared = None if self._prepared is None else self._prepared[1].get(index)
+        if prepared is None:
+            gaps, made, apart = self._columns(box, contours, most) + (self._apart(box, contours),)
+        else:
+            gaps, made, apart = prepared
+            if most > self._prepared[0] and len(made) >= self._prepared[0]:  # (fewer: that was all of them)
+                gaps, made = self._columns(box, contours, most)
+        return gaps, made + apart if len(made) + len(apart) <= most else made
 
-    def _pieces(self, box, contours, most):
+    def _apart(self, box, contours):
+        """``_apart_pieces`` of one box."""
+        return _apart_pieces(self.work, box, contours, self.pre, self.origin)
+
+    def _columns(self, box, contours, most):
         """(gaps, [((i, j), box in the frame, normalised crop)]) for a number's ``box`` (working size):
         at most ``most`` of the pieces between its cut points i < j at least NUMBER_PIECE x its height
-        tall, never the whole box, each cut to the piece's columns."""
+        tall, never the whole box, each cut to the piece's columns; none for a box narrower than
+        NUMBER_WIDTH x its height."""
         work = self.work
         enough = _detail_pixels(self.pre)
         x, y, w, h = box
-        cuts = [0] + _number_cuts(work.mask, box) + [w]
+        cuts = [0] + (_number_cuts(work.mask, box) if w >= NUMBER_WIDTH * h else []) + [w]
         gaps, made = len(cuts) - 1, []
         for i in range(gaps):
             for j in range(i + 1, gaps + 1):
@@ -2193,6 +2256,39 @@ class Numbers(object):
                     crop = normalized_uint8(_crop_for_digit(work, contours, piece, enough, columns), self.pre)
                     made.append(((i, j), _in_frame(work, piece, *self.origin), crop))
         return gaps, made
+
+
+def _apart_pieces(work, box, contours, pre, origin):
+    """[(("apart", n), box in the frame, normalised crop)] left to right: the digits of a number's
+    ``box`` (working size; ``contours``: its outlines) whose strokes lie apart in the frame, though
+    the working size joined them. Its ink at ``_apart_level`` in the frame's pixels, within its
+    outlines, in pieces: those at least NUMBER_PIECE x its height tall are digits, each with the
+    smaller pieces nearest it (a 5's bar, a stroke's broken end). [] where fewer than two are that tall.
+    Each digit is cropped from the frame's ink under its own strokes, so a neighbour that reaches
+    into its columns is left out (what a cut at a column cannot do)."""
+    x, y, w, h = box
+    ink = _full_resolution_ink(work, x, y, x + w, y + h)
+    size = (ink.shape[1], ink.shape[0])
+    own = cv2.dilate(cv2.resize(_filled(contours, box), size, interpolation=cv2.INTER_NEAREST), _kernel((3, 3)))
+    strong = cv2.bitwise_and(cv2.threshold(ink, _apart_level(work), 255, cv2.THRESH_BINARY)[1], own)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(strong)
+    centres = stats[:count, cv2.CC_STAT_LEFT] + stats[:count, cv2.CC_STAT_WIDTH] / 2.0
+    tall = [k for k in range(1, count) if stats[k, cv2.CC_STAT_HEIGHT] >= NUMBER_PIECE * size[1]]
+    if len(tall) < 2:
+        return []
+    tall.sort(key=lambda k: centres[k])
+    owner = np.zeros(count, np.int32)  # (0: the paper)
+    owner[1:] = 1 + np.argmin(np.abs(centres[1:, None] - centres[tall][None, :]), axis=1)
+    groups = owner[labels]
+    fx0, fy0 = int(x / work.scale_x) + origin[0], int(y / work.scale_y) + origin[1]  # (``_full_resolution``'s corner)
+    made = []
+    for n in range(1, len(tall) + 1):
+        mine = cv2.compare(groups, n, cv2.CMP_EQ)
+        px, py, pw, ph = cv2.boundingRect(mine)
+        region = cv2.dilate(mine, _kernel((3, 3)))
+        crop = _stretched(cv2.bitwise_and(ink, region), region)[py : py + ph, px : px + pw]
+        made.append((("apart", n - 1), (fx0 + px, fy0 + py, pw, ph), normalized_uint8(crop, pre)))
+    return made
 
 
 def read_numbers(boxes, probs, numbers, infer, max_digits=NUMBER_PIECES):
@@ -2247,10 +2343,13 @@ def resolve_splits(boxes, probs, splits):
     for split in splits:
         best, best_score = None, log_sure[split.whole]
         _, _, w, h = boxes[split.whole]
+        if _apart_read(split.apart, log_sure, best_score, h):
+            chosen[split.whole] = split.apart
+            continue
         log_bar = np.log(NUMBER_SURE if w >= NUMBER_WIDE * h else NUMBER_SURE_NARROW)
         for path in _cut_paths(split.pieces, 0, split.cuts):
             score = sum(log_sure[split.pieces[key][1]] for key in path)
-            if score > best_score and score >= len(path) * log_bar and _level(split.pieces, path, h):
+            if score > best_score and score >= len(path) * log_bar and _level([split.pieces[key] for key in path], h):
                 best, best_score = path, score
         if best is not None:
             chosen[split.whole] = [split.pieces[key] for key in best]
@@ -2262,9 +2361,19 @@ def resolve_splits(boxes, probs, splits):
     return out_boxes, probs[np.asarray(rows, np.int64)] if rows else probs[:0]
 
 
-def _level(pieces, path, height):
-    """Whether the feet of the ``path``'s pieces are within NUMBER_LEVEL x ``height`` of each other."""
-    feet = [pieces[key][0][1] + pieces[key][0][3] for key in path]
+def _apart_read(apart, log_sure, whole, height):
+    """Whether a box's ``apart`` pieces ([(box, row)]) read as its digits: their geometric mean
+    confidence at least APART_SURE and above the whole box's (``whole``: its log confidence), their
+    feet level. ``log_sure``: every row's log confidence."""
+    if not apart:
+        return False
+    mean = sum(log_sure[row] for _, row in apart) / len(apart)
+    return mean > whole and mean >= np.log(APART_SURE) and _level(apart, height)
+
+
+def _level(pieces, height):
+    """Whether the feet of ``pieces`` ([(box, row)]) are within NUMBER_LEVEL x ``height`` of each other."""
+    feet = [box[1] + box[3] for box, _ in pieces]
     return max(feet) - min(feet) <= NUMBER_LEVEL * height
 
 

@@ -50,8 +50,15 @@ def detector_at(rev, workdir):
     spec = importlib.util.spec_from_file_location("preprocess_at_rev", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    if hasattr(module, "Numbers"):
+    if hasattr(module, "Numbers") and "apart" in module.Split._fields:
         return module.digits_from_frame
+    if hasattr(module, "Numbers"):
+        def with_apart(frame, pre, **options):
+            """A revision before ``Split.apart`` (digits apart in the frame): its splits get an empty one."""
+            found = module.digits_from_frame(frame, pre, **options)
+            return found._replace(numbers=_NumbersWithApart(found.numbers) if found.numbers is not None else None)
+
+        return with_apart
 
     def eager(frame, pre, **options):
         """A revision before ``Numbers`` put its number pieces in the batch (``splits``)."""
@@ -61,6 +68,23 @@ def detector_at(rev, workdir):
                                      numbers=_EagerNumbers(splits) if splits else None)
 
     return eager
+
+
+class _NumbersWithApart(object):
+    """An older revision's ``Numbers`` whose ``Split``s have no ``apart`` field yet: they get an empty one."""
+
+    def __init__(self, numbers):
+        self.numbers = numbers
+        self.indices = numbers.indices
+
+    def prepare(self, *args):
+        self.numbers.prepare(*args)
+
+    def cut(self, indices, max_digits):
+        from edge_runtime.preprocess import Split
+
+        splits, batch = self.numbers.cut(indices, max_digits)
+        return [Split(split.whole, split.cuts, split.pieces, []) for split in splits], batch
 
 
 class _EagerNumbers(object):

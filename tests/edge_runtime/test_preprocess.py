@@ -1437,7 +1437,7 @@ def _probs(*rows):
 
 def _split_of_two(first):
     """Box 0 cut at one point into two pieces, whose images are rows ``first`` and ``first + 1``."""
-    return pp.Split(0, 2, {(0, 1): ((10, 10, 20, 40), first), (1, 2): ((32, 10, 20, 40), first + 1)})
+    return pp.Split(0, 2, {(0, 1): ((10, 10, 20, 40), first), (1, 2): ((32, 10, 20, 40), first + 1)}, [])
 
 
 def test_resolve_splits_keeps_pieces_the_model_is_surer_of():
@@ -1463,7 +1463,7 @@ def test_resolve_splits_takes_the_best_way_to_cut():
     pieces = {(0, 1): ((0, 0, 10, 30), 1), (1, 2): ((12, 0, 10, 30), 2), (2, 3): ((24, 0, 10, 30), 3),
               (0, 2): ((0, 0, 22, 30), 4), (1, 3): ((12, 0, 22, 30), 5)}
     probs = _probs((8, 0.9), (2, 0.9999), (0, 0.9999), (2, 0.9998), (8, 0.999), (5, 0.97))
-    out_boxes, out_probs = pp.resolve_splits([(0, 0, 34, 30)], probs, [pp.Split(0, 3, pieces)])
+    out_boxes, out_probs = pp.resolve_splits([(0, 0, 34, 30)], probs, [pp.Split(0, 3, pieces, [])])
     assert out_probs.argmax(axis=1).tolist() == [2, 0, 2] and len(out_boxes) == 3
 
 
@@ -1475,29 +1475,32 @@ def test_resolve_splits_asks_more_of_a_narrow_box_and_level_feet():
     assert len(pp.resolve_splits([(10, 10, 56, 40)], sure_enough, [_split_of_two(1)])[0]) == 2  # 1.4 x
     # The pieces' feet must be level within NUMBER_LEVEL (0.15) x the box's height.
     sure = _probs((8, 0.6), (4, 0.9999), (1, 0.9999))
-    uneven = pp.Split(0, 2, {(0, 1): ((10, 10, 20, 40), 1), (1, 2): ((32, 10, 20, 30), 2)})  # feet 10 px apart
+    uneven = pp.Split(0, 2, {(0, 1): ((10, 10, 20, 40), 1), (1, 2): ((32, 10, 20, 30), 2)}, [])  # feet 10 px apart
     assert len(pp.resolve_splits([(10, 10, 56, 40)], sure, [uneven])[0]) == 1
     assert len(pp.resolve_splits([(10, 10, 56, 40)], sure, [_split_of_two(1)])[0]) == 2
 
 
-def _touching_pair():
-    """A white frame with an MNIST 2 and 3 of the shipped sample written 50 px tall, their ink boxes
-    overlapping by 12 px so that their strokes touch; (frame, the two ink boxes)."""
+def _touching_pair(overlap=16, drawn=None, digits=(2, 3)):
+    """A white frame with an MNIST 2 and 3 (``digits``) of the shipped sample written 50 px tall, their
+    ink boxes overlapping by ``overlap`` px: by 16 the 2's and 3's strokes touch, by 12 they lie 1-2 px
+    apart (and the working size joins them); (frame, the two ink boxes). Only the digits in ``drawn``
+    (default: both) are drawn."""
     with np.load(SAMPLE_FILE) as data:
         images, labels = data["images"], data["labels"]
     frame = np.full((480, 640), 245.0, np.float32)
     boxes, x = [], 200
-    for digit in (2, 3):
+    for digit in digits:
         image = images[int(np.flatnonzero(labels == digit)[0])]
         alpha = cv2.resize(image, (70, 70), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255.0
         alpha = np.clip((alpha - 0.3) / 0.35, 0.0, 1.0)
         rows, cols = np.flatnonzero(alpha.max(axis=1) > 0.25), np.flatnonzero(alpha.max(axis=0) > 0.25)
         alpha = alpha[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
         h, w = alpha.shape
-        region = frame[300 - h : 300, x : x + w]
-        region[:] = region * (1.0 - alpha) + 20.0 * alpha
+        if drawn is None or digit in drawn:
+            region = frame[300 - h : 300, x : x + w]
+            region[:] = region * (1.0 - alpha) + 20.0 * alpha
         boxes.append((x, 300 - h, w, h))
-        x += w - 12
+        x += w - overlap
     return cv2.cvtColor(frame.astype(np.uint8), cv2.COLOR_GRAY2BGR), boxes
 
 
@@ -1516,6 +1519,62 @@ def test_digits_that_touch_are_one_box_cut_at_their_meeting_when_asked():
     assert found.numbers.cut([], 32)[0] == []
 
 
+def test_digits_apart_in_the_frame_are_parted_along_their_own_strokes():
+    """Written 12 px into each other, the 2's and 3's strokes lie 1-2 px apart in the frame, but the
+    working size joins them into one box. Its apart pieces are the two digits, each cropped from its
+    own strokes: nearly the crop of the digit written alone, which no cut at a column gives (the 3's
+    left end lies in the 2's columns). Where the strokes touch (16 px) there are none."""
+    frame, truth = _touching_pair(12)
+    found = pp.digits_from_frame(frame, DEFAULT_PREPROCESS)
+    assert len(found.boxes) == 1 and found.numbers.indices == [0]
+    splits, batch = found.numbers.cut([0], 32)
+    apart = splits[0].apart
+    assert len(apart) == 2 and min(iou(want, box) for want, (box, _) in zip(truth, apart)) >= 0.9  # noqa: B905
+    assert len(batch) == len(splits[0].pieces) + 2 and apart[1][1] == len(batch)  # (their rows come last)
+    for (_, row), digit in zip(apart, (2, 3)):  # noqa: B905
+        alone = pp.digits_from_frame(_touching_pair(12, drawn=(digit,))[0], DEFAULT_PREPROCESS).batch[0, ..., 0]
+        apart_error = float(np.abs(batch[row - 1, ..., 0] - alone).mean())
+        column_error = min(float(np.abs(batch[r - 1, ..., 0] - alone).mean()) for _, r in splits[0].pieces.values())
+        assert apart_error < 0.03 and column_error > 3 * apart_error, (digit, apart_error, column_error)
+    touching = pp.digits_from_frame(_touching_pair(16)[0], DEFAULT_PREPROCESS).numbers.cut([0], 32)[0]
+    assert touching[0].apart == [] and len(touching[0].pieces) >= 2
+
+
+def test_a_narrow_box_is_parted_where_its_strong_ink_is_in_two_tall_pieces():
+    """Two 1s written 8 px into each other are one box 0.6 x as wide as tall at the working size, too
+    narrow for a cut at a column, but in two tall pieces of strong ink: parted into its two 1s. A
+    single digit as wide (a 2 or a 4 alone) is no number."""
+    frame, truth = _touching_pair(8, digits=(1, 1))
+    found = pp.digits_from_frame(frame, DEFAULT_PREPROCESS)
+    (x, y, w, h), = found.boxes
+    assert pp.APART_WIDTH * h <= w < pp.NUMBER_WIDTH * h and found.numbers.indices == [0]
+    splits, _ = found.numbers.cut([0], 32)
+    assert splits[0].pieces == {} and [box for box, _ in splits[0].apart] == truth
+    for digit in (2, 4):
+        frame, _ = _touching_pair(8, drawn=(digit,), digits=(digit, 1))
+        found = pp.digits_from_frame(frame, DEFAULT_PREPROCESS)
+        (x, y, w, h), = found.boxes
+        assert w >= pp.APART_WIDTH * h and found.numbers is None
+
+
+def test_resolve_splits_keeps_apart_pieces_the_model_reads_well_enough():
+    """Digits whose strokes lie apart in the frame are kept where the geometric mean of their
+    confidences is at least APART_SURE (0.98) and above the whole box's, their feet level; they come
+    before any cut at a column."""
+    boxes = [(10, 10, 40, 40)]
+    apart = [((10, 10, 20, 40), 3), ((32, 10, 18, 40), 4)]
+    split = pp.Split(0, 2, {(0, 1): ((10, 10, 22, 40), 1), (1, 2): ((32, 10, 18, 40), 2)}, apart)
+    columns_sure = [(7, 0.99999), (1, 0.99999)]
+    out_boxes, out_probs = pp.resolve_splits(boxes, _probs((8, 0.9), *columns_sure, (2, 0.99), (3, 0.975)), [split])
+    assert out_boxes == [box for box, _ in apart] and out_probs.argmax(axis=1).tolist() == [2, 3]  # mean 0.982
+    out_boxes, _ = pp.resolve_splits(boxes, _probs((8, 0.9), *columns_sure, (2, 0.99), (3, 0.96)), [split])
+    assert out_boxes == [(10, 10, 22, 40), (32, 10, 18, 40)]  # mean 0.975: the columns' pieces
+    surer_whole = _probs((8, 0.9995), (7, 0.5), (1, 0.5), (2, 0.999), (3, 0.999))
+    assert pp.resolve_splits(boxes, surer_whole, [split])[0] == boxes
+    uneven = split._replace(apart=[((10, 10, 20, 40), 3), ((32, 2, 18, 40), 4)])  # feet 8 px apart (> 0.15 x 40)
+    assert pp.resolve_splits(boxes, _probs((8, 0.9), (7, 0.5), (1, 0.5), (2, 0.999), (3, 0.999)), [uneven])[0] == boxes
+
+
 def test_a_cut_makes_at_most_max_digits_pieces():
     frame, _ = _touching_pair()
     numbers = pp.digits_from_frame(frame, DEFAULT_PREPROCESS).numbers
@@ -1524,32 +1583,35 @@ def test_a_cut_makes_at_most_max_digits_pieces():
     assert splits == [] and len(batch) == 0
 
 
-def test_prepared_pieces_are_the_ones_a_cut_would_make(monkeypatch):
-    """``prepare`` (in the detection thread) makes every box's pieces ahead; ``cut`` then hands out
-    exactly what it would have made itself, also where it is allowed more pieces than were prepared."""
-    frame, _ = _touching_pair()
+@pytest.mark.parametrize("overlap", [16, 12])
+def test_prepared_pieces_are_the_ones_a_cut_would_make(monkeypatch, overlap):
+    """``prepare`` (in the detection thread) makes every wide box's pieces at columns ahead; ``cut``
+    then hands out exactly what it would have made itself (the digits apart in the frame too, by 12
+    px), also where it is allowed more pieces than were prepared."""
+    frame, _ = _touching_pair(overlap)
     lazy = pp.digits_from_frame(frame, DEFAULT_PREPROCESS).numbers.cut([0], 32)
     numbers = pp.digits_from_frame(frame, DEFAULT_PREPROCESS).numbers
     short = pp.digits_from_frame(frame, DEFAULT_PREPROCESS).numbers
     numbers.prepare()
     short.prepare(1)
     with monkeypatch.context() as patch:
-        patch.setattr(pp.Numbers, "_pieces", lambda *args: pytest.fail("a prepared box was cut again"))
+        patch.setattr(pp.Numbers, "_columns", lambda *args: pytest.fail("a prepared box was cut again"))
         eager = numbers.cut([0], 32)
         one = numbers.cut([0], 1)
         assert numbers.cut([], 32)[0] == []
     assert eager[0] == lazy[0] and len(eager[1]) >= 2 and np.array_equal(eager[1], lazy[1])
     assert np.array_equal(one[1], lazy[1][:1])
     made = []
-    original = pp.Numbers._pieces
-    monkeypatch.setattr(pp.Numbers, "_pieces", lambda *args: made.append(1) or original(*args))
+    original = pp.Numbers._columns
+    monkeypatch.setattr(pp.Numbers, "_columns", lambda *args: made.append(1) or original(*args))
     again = short.cut([0], 32)  # one piece was prepared, the cut may take more: the box is cut again
     assert made and again[0] == lazy[0] and np.array_equal(again[1], lazy[1])
 
 
 def test_a_piece_is_cropped_to_its_own_columns():
-    """The 2's piece of the touching "23" holds none of the 3's strokes: its crop is the 2 alone."""
-    frame, truth = _touching_pair()
+    """The 2's piece of the "23" written 12 px into each other holds none of the 3's strokes: its crop
+    is the 2 alone."""
+    frame, truth = _touching_pair(12)
     found = pp.digits_from_frame(frame, DEFAULT_PREPROCESS)
     splits, batch = found.numbers.cut([0], 32)
     box, row = max(splits[0].pieces.values(), key=lambda piece: iou(truth[0], piece[0]))
