@@ -1585,9 +1585,9 @@ def test_a_cut_makes_at_most_max_digits_pieces():
 
 @pytest.mark.parametrize("overlap", [16, 12])
 def test_prepared_pieces_are_the_ones_a_cut_would_make(monkeypatch, overlap):
-    """``prepare`` (in the detection thread) makes every wide box's pieces at columns ahead; ``cut``
-    then hands out exactly what it would have made itself (the digits apart in the frame too, by 12
-    px), also where it is allowed more pieces than were prepared."""
+    """``prepare`` (in the detection thread) makes every box's pieces ahead, at its columns and its
+    digits apart in the frame (by 12 px); ``cut`` then hands out exactly what it would have made
+    itself, also where it is allowed more pieces than were prepared."""
     frame, _ = _touching_pair(overlap)
     lazy = pp.digits_from_frame(frame, DEFAULT_PREPROCESS).numbers.cut([0], 32)
     numbers = pp.digits_from_frame(frame, DEFAULT_PREPROCESS).numbers
@@ -1596,6 +1596,7 @@ def test_prepared_pieces_are_the_ones_a_cut_would_make(monkeypatch, overlap):
     short.prepare(1)
     with monkeypatch.context() as patch:
         patch.setattr(pp.Numbers, "_columns", lambda *args: pytest.fail("a prepared box was cut again"))
+        patch.setattr(pp.Numbers, "_apart", lambda *args: pytest.fail("a prepared box was parted again"))
         eager = numbers.cut([0], 32)
         one = numbers.cut([0], 1)
         assert numbers.cut([], 32)[0] == []
