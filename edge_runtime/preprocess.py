@@ -938,10 +938,15 @@ class _Work(NamedTuple):
 def _full_resolution(work, x0, y0, x1, y1):
     """The frame's pixels under working-size region [x0:x1, y0:y1] (a view of ``work.image``)."""
     full_h, full_w = work.image.shape[:2]
-    fx0, fy0 = max(0, int(x0 / work.scale_x)), max(0, int(y0 / work.scale_y))
+    fx0, fy0 = _full_corner(work, x0, y0)
     fx1 = min(full_w, max(fx0 + 1, int(np.ceil(x1 / work.scale_x))))
     fy1 = min(full_h, max(fy0 + 1, int(np.ceil(y1 / work.scale_y))))
     return work.image[fy0:fy1, fx0:fx1]
+
+
+def _full_corner(work, x0, y0):
+    """The frame's pixel (x, y) at the corner of working-size region [x0:, y0:] (``_full_resolution``'s)."""
+    return max(0, int(x0 / work.scale_x)), max(0, int(y0 / work.scale_y))
 
 
 def _full_resolution_ink(work, x0, y0, x1, y1):
@@ -2168,8 +2173,8 @@ def _apart_level(work):
 class Numbers(object):
     """The boxes of one frame that may be numbers written close together (digits touching, or apart
     in the frame but joined at the working size), kept with the frame's working images so that
-    ``cut`` makes their pieces only when they are needed (or ``prepare`` makes those of the wide
-    boxes ahead, where that is cheaper: see its note)."""
+    ``cut`` makes their pieces only when they are needed (or ``prepare`` makes them all ahead,
+    where that is cheaper: see its note)."""
 
     __slots__ = ("work", "wide", "rows", "pre", "layout", "origin", "_prepared")
 
@@ -2207,22 +2212,22 @@ class Numbers(object):
             if index not in chosen or len(crops) >= max_digits:
                 continue
             left = max_digits - len(crops)
-            gaps, made = self._made(index, box, contours, left)
+            gaps, made, parted = self._made(index, box, contours, left)
             pieces, apart = {}, []
-            for key, piece_box, crop in made[:left]:
+            for key, piece_box, crop in made:
                 crops.append(crop)
-                if key[0] == "apart":
-                    apart.append((piece_box, self.rows + len(crops) - 1))
-                else:
-                    pieces[key] = (piece_box, self.rows + len(crops) - 1)
+                pieces[key] = (piece_box, self.rows + len(crops) - 1)
+            for piece_box, crop in parted:
+                crops.append(crop)
+                apart.append((piece_box, self.rows + len(crops) - 1))
             if pieces or apart:
                 splits.append(Split(index, gaps, pieces, apart))
         return splits, batch_from_crops(crops, self.pre, self.layout)
 
     def _made(self, index, box, contours, most):
-        """(gaps, [(key, box in the frame, normalised crop)]) of one box: at most ``most`` of its
-        ``_columns`` pieces (the prepared ones unless ``prepare`` stopped short of ``most``), then its
-        ``_apart_pieces`` (keys ("apart", n), prepared or made now) where all of them fit in ``most``."""
+        """(gaps, its ``_columns`` pieces, its ``_apart_pieces``) of one box, at most ``most`` pieces in
+        all: the columns' pieces prepared unless ``prepare`` stopped short of ``most``; the apart ones
+        (prepared or made now) only where all of them fit."""
         prepared = None if self._prepared is None else self._prepared[1].get(index)
         if prepared is None:
             gaps, made, apart = self._columns(box, contours, most) + (self._apart(box, contours),)
@@ -2230,7 +2235,8 @@ class Numbers(object):
             gaps, made, apart = prepared
             if most > self._prepared[0] and len(made) >= self._prepared[0]:  # (fewer: that was all of them)
                 gaps, made = self._columns(box, contours, most)
-        return gaps, made + apart if len(made) + len(apart) <= most else made
+        made = made[:most]
+        return gaps, made, apart if len(made) + len(apart) <= most else []
 
     def _apart(self, box, contours):
         """``_apart_pieces`` of one box."""
@@ -2259,7 +2265,7 @@ class Numbers(object):
 
 
 def _apart_pieces(work, box, contours, pre, origin):
-    """[(("apart", n), box in the frame, normalised crop)] left to right: the digits of a number's
+    """[(box in the frame, normalised crop)] left to right: the digits of a number's
     ``box`` (working size; ``contours``: its outlines) whose strokes lie apart in the frame, though
     the working size joined them. Its ink at ``_apart_level`` in the frame's pixels, within its
     outlines, in pieces: those at least NUMBER_PIECE x its height tall are digits, each with the
@@ -2280,14 +2286,14 @@ def _apart_pieces(work, box, contours, pre, origin):
     owner = np.zeros(count, np.int32)  # (0: the paper)
     owner[1:] = 1 + np.argmin(np.abs(centres[1:, None] - centres[tall][None, :]), axis=1)
     groups = owner[labels]
-    fx0, fy0 = int(x / work.scale_x) + origin[0], int(y / work.scale_y) + origin[1]  # (``_full_resolution``'s corner)
+    fx0, fy0 = _full_corner(work, x, y)
     made = []
     for n in range(1, len(tall) + 1):
         mine = cv2.compare(groups, n, cv2.CMP_EQ)
         px, py, pw, ph = cv2.boundingRect(mine)
         region = cv2.dilate(mine, _kernel((3, 3)))
         crop = _stretched(cv2.bitwise_and(ink, region), region)[py : py + ph, px : px + pw]
-        made.append((("apart", n - 1), (fx0 + px, fy0 + py, pw, ph), normalized_uint8(crop, pre)))
+        made.append(((fx0 + px + origin[0], fy0 + py + origin[1], pw, ph), normalized_uint8(crop, pre)))
     return made
 
 
