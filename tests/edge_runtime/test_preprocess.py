@@ -1450,7 +1450,7 @@ def test_resolve_splits_keeps_pieces_the_model_is_surer_of():
 
 def test_resolve_splits_keeps_the_whole_box_unless_every_piece_is_sure():
     boxes = [(10, 10, 42, 40)]
-    doubtful = _probs((8, 0.6), (4, 0.9999), (1, 0.99))  # a piece under NUMBER_SURE (0.995)
+    doubtful = _probs((8, 0.6), (4, 0.9999), (1, 0.95))  # a geometric mean under NUMBER_SURE (0.98)
     assert pp.resolve_splits(boxes, doubtful, [_split_of_two(1)])[0] == boxes
     surer_whole = _probs((0, 0.99995), (4, 0.9996), (1, 0.9996))  # the whole box reads better
     assert pp.resolve_splits(boxes, surer_whole, [_split_of_two(1)])[0] == boxes
@@ -1469,10 +1469,12 @@ def test_resolve_splits_takes_the_best_way_to_cut():
 
 def test_resolve_splits_asks_more_of_a_narrow_box_and_level_feet():
     # A box less than NUMBER_WIDE (1.3) x as wide as tall is more often one wide digit: its pieces
-    # need NUMBER_SURE_NARROW (0.999), a wider one's NUMBER_SURE (0.995).
-    sure_enough = _probs((8, 0.6), (4, 0.997), (1, 0.997))
+    # need NUMBER_SURE_NARROW (0.999), a wider one's NUMBER_SURE (0.98).
+    sure_enough = _probs((8, 0.6), (4, 0.985), (1, 0.985))
     assert len(pp.resolve_splits([(10, 10, 48, 40)], sure_enough, [_split_of_two(1)])[0]) == 1  # 1.2 x
     assert len(pp.resolve_splits([(10, 10, 56, 40)], sure_enough, [_split_of_two(1)])[0]) == 2  # 1.4 x
+    not_sure = _probs((8, 0.6), (4, 0.975), (1, 0.975))  # under NUMBER_SURE even for a wide box
+    assert len(pp.resolve_splits([(10, 10, 56, 40)], not_sure, [_split_of_two(1)])[0]) == 1
     # The pieces' feet must be level within NUMBER_LEVEL (0.15) x the box's height.
     sure = _probs((8, 0.6), (4, 0.9999), (1, 0.9999))
     uneven = pp.Split(0, 2, {(0, 1): ((10, 10, 20, 40), 1), (1, 2): ((32, 10, 20, 30), 2)}, [])  # feet 10 px apart
