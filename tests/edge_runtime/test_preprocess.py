@@ -1450,7 +1450,7 @@ def test_resolve_splits_keeps_pieces_the_model_is_surer_of():
 
 def test_resolve_splits_keeps_the_whole_box_unless_every_piece_is_sure():
     boxes = [(10, 10, 42, 40)]
-    doubtful = _probs((8, 0.6), (4, 0.9999), (1, 0.95))  # a geometric mean under NUMBER_SURE (0.98)
+    doubtful = _probs((8, 0.6), (4, 0.9999), (1, 0.95))  # a geometric mean of 0.975: under either bar
     assert pp.resolve_splits(boxes, doubtful, [_split_of_two(1)])[0] == boxes
     surer_whole = _probs((0, 0.99995), (4, 0.9996), (1, 0.9996))  # the whole box reads better
     assert pp.resolve_splits(boxes, surer_whole, [_split_of_two(1)])[0] == boxes
