@@ -337,7 +337,7 @@ def detect_digits(result, detector, manifest, roi, max_digits, prepare_numbers=F
     found = detector(result.frame, manifest["preprocess"], roi=roi, max_digits=max_digits)
     result.boxes = [tuple(int(v) for v in b) for b in found.boxes]
     result.numbers = getattr(found, "numbers", None)  # (a detector of another revision may have none)
-    if prepare_numbers and result.numbers is not None and hasattr(result.numbers, "prepare"):
+    if prepare_numbers and result.numbers is not None:
         result.numbers.prepare()  # (as many pieces as read_numbers may read)
     result.batch = found.batch
     result.timings["preprocess"] = (clock() - t0) * 1e3

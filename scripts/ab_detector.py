@@ -78,7 +78,8 @@ class _NumbersWithApart(object):
         self.indices = numbers.indices
 
     def prepare(self, *args):
-        self.numbers.prepare(*args)
+        if hasattr(self.numbers, "prepare"):  # (a revision before Numbers.prepare makes them in cut)
+            self.numbers.prepare(*args)
 
     def cut(self, indices, max_digits):
         from edge_runtime.preprocess import Split
@@ -93,6 +94,9 @@ class _EagerNumbers(object):
     def __init__(self, splits):
         self.splits = splits
         self.indices = [split.whole for split in splits]
+
+    def prepare(self, *args):
+        """Nothing to make ahead: the pieces are in the frame's batch already."""
 
     def cut(self, indices, max_digits):
         """(the splits of ``indices``, no more images: theirs are in the frame's batch already)."""
