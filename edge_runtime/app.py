@@ -91,6 +91,7 @@ def add_source_args(parser):
 
 def add_model_args(parser):
     from .backends import CHOICES
+    from .backends.onnxruntime import PRECISIONS as ORT_PRECISIONS
 
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=DEFAULT_MODEL, metavar="BUNDLE",
@@ -102,6 +103,10 @@ def add_model_args(parser):
                        help="ONNX Runtime execution provider (default: %(default)s)")
     group.add_argument("--threads", type=non_negative_int, default=1, metavar="N",
                        help="ONNX Runtime intra-op threads; 0 = ONNX Runtime's choice (default: %(default)s)")
+    group.add_argument("--ort-precision", default="auto", choices=ORT_PRECISIONS,
+                       help="ONNX Runtime model: fp32 = model.onnx, int8 = model.int8.onnx; auto = int8 on the CPU "
+                            "provider where the CPU has int8 dot products (VNNI, Arm dot product) and the bundle's "
+                            "INT8 model passed its parity check, else fp32 (default: %(default)s)")
     return group
 
 
@@ -177,7 +182,8 @@ def backend_options(args):
 
     options = {}
     if args.backend in ("onnxruntime", "auto"):
-        options.update({"providers": args.ort_provider, "intra_op_threads": args.threads or None})
+        options.update({"providers": args.ort_provider, "intra_op_threads": args.threads or None,
+                        "precision": args.ort_precision})
     if args.backend in ("tensorrt", "auto"):
         options.update(engine_options(args))
     return options

@@ -79,6 +79,7 @@ def batch_list(text):
 
 def add_arguments(parser):
     from .backends import BACKEND_NAMES
+    from .backends.onnxruntime import PRECISIONS as ORT_PRECISIONS
 
     parser.add_argument("--model", required=True, metavar="DIR", help="bundle folder, e.g. artifacts/cnn")
     parser.add_argument("--backend", default="all", choices=["all"] + BACKEND_NAMES,
@@ -107,6 +108,10 @@ def add_arguments(parser):
                              "about 280 MB (default: %(default)s)")
     parser.add_argument("--repeats", type=positive_int, default=3, metavar="R",
                         help="passes over the in-memory frames; the pipeline FPS reported is their median "
+                             "(default: %(default)s)")
+    parser.add_argument("--ort-precision", default="auto", choices=ORT_PRECISIONS,
+                        help="ONNX Runtime model, as `run --ort-precision`; auto also times fp32 and int8 side by "
+                             "side in the model benchmark where the bundle has a verified INT8 model "
                              "(default: %(default)s)")
     parser.add_argument("--pipeline-backend", default=None, choices=BACKEND_NAMES,
                         help="backend for the pipeline benchmark (default: the first benchmarked one, "
@@ -147,14 +152,44 @@ def backends_to_run(choice):
 
 # --engine / --no-build of this bench run (set by run(); TensorRT only, other backends ignore them).
 _engine_options = {}
+# --ort-precision of this bench run (set by run(); ONNX Runtime only).
+_ort_options = {}
 
 
 def backend_options(name, threads):
     if name == "onnxruntime":  # 0 -> None: ONNX Runtime's choice (said explicitly: run_pipeline's default is 1)
-        return {"intra_op_threads": threads or None}
+        return dict(_ort_options, intra_op_threads=threads or None)
     if name == "tensorrt":
         return dict(_engine_options)
     return {}
+
+
+def backend_variants(manifest, name, threads):
+    """[(name, options)] to time in the model benchmark: ONNX Runtime at FP32 and at INT8 side by side
+    where ``--ort-precision auto`` and the bundle has a verified INT8 model; else the one setting."""
+    options = backend_options(name, threads)
+    if name != "onnxruntime" or options.get("precision", "auto") != "auto":
+        return [(name, options)]
+    if not (manifest.get("onnx_int8") or {}).get("verified"):
+        return [(name, options)]
+    return [(name, dict(options, precision="fp32")), (name, dict(options, precision="int8"))]
+
+
+def backend_label(net):
+    """A row's name in the tables and the plot: the backend, "onnxruntime int8" for the INT8 model."""
+    precision = net.describe().get("precision")
+    return "%s %s" % (net.name, precision) if net.name == "onnxruntime" and precision == "int8" else net.name
+
+
+def pipeline_precision(manifest, backend):
+    """The ONNX Runtime precision the pipeline benchmark runs at (None for other backends)."""
+    if backend != "onnxruntime":
+        return None
+    from .backends.onnxruntime import choose_precision
+    from .environment import cpu_int8_dot
+
+    return choose_precision(manifest, _ort_options.get("precision", "auto"), ["CPUExecutionProvider"],
+                            cpu_int8_dot())[0]
 
 
 def input_batch(manifest, batch, seed=0):
@@ -212,7 +247,7 @@ def bench_backend_batch(net, manifest, batch, iters, seconds, warmup, seed=0):
     if infer_timed is not None:  # drop the warm-up calls' split
         for key in TRT_SPLIT:
             split[key] = split[key][-len(ms):] if split[key] else []
-    row = {"backend": net.name, "batch": int(batch)}
+    row = {"backend": net.name, "label": backend_label(net), "batch": int(batch)}
     row.update(stats.rounded(stats.latency_summary(ms, batch), 6))
     if any(split.values()):
         row["split_ms"] = {key: stats.rounded({"mean": float(sum(v) / len(v)), "p50": stats.median(v)})
@@ -226,9 +261,9 @@ def model_benchmarks(manifest, names, batches, iters, seconds, warmup, threads=0
     from .backends.base import BackendError
 
     rows, csv_rows, skipped = [], [], []
-    for name in names:
+    for name, options in [variant for each in names for variant in backend_variants(manifest, each, threads)]:
         try:
-            net = open_backend(manifest, prefer=name, **backend_options(name, threads))
+            net = open_backend(manifest, prefer=name, **options)
             net.activate()
         except BackendError as exc:
             if strict:
@@ -241,9 +276,9 @@ def model_benchmarks(manifest, names, batches, iters, seconds, warmup, threads=0
             for batch in batches:
                 row, ms = bench_backend_batch(net, manifest, batch, iters, seconds, warmup, seed)
                 LOG.info("%s batch %d: p50 %.3f ms, %.0f images/s (%d iters)",
-                         name, batch, row["p50_ms"], row["images_per_s"], row["iters"])
+                         row["label"], batch, row["p50_ms"], row["images_per_s"], row["iters"])
                 rows.append(row)
-                csv_rows.extend((name, batch, i, t) for i, t in enumerate(ms))
+                csv_rows.extend((row["label"], batch, i, t) for i, t in enumerate(ms))
         finally:
             net.deactivate()
     return rows, csv_rows, skipped
@@ -448,6 +483,7 @@ def pipeline_benchmark(manifest, frames, backend, source_uri, threads=0, serial=
     result["fps_per_pass"] = [round(f, 2) for f in fps]
     result["cpu_ms_per_frame"] = round(stats.median(cpu), 4)  # process CPU time: not inflated by a busy machine
     result["runner"] = description
+    result["precision"] = pipeline_precision(manifest, backend)
     result["frame_size"] = [int(frames[0].shape[1]), int(frames[0].shape[0])]
     try:
         result["from_source"] = live_pipeline(runner, manifest, backend, source_uri, len(frames), threads)
@@ -572,13 +608,23 @@ def csv_text(csv_rows):
     return "\n".join(lines) + "\n"
 
 
+def _label(row):
+    """A model row's name (rows of older bench.json files have no "label")."""
+    return row.get("label") or row["backend"]
+
+
+def _pipeline_name(p):
+    """The pipeline's backend, with ONNX Runtime's precision where it ran INT8."""
+    return "%s %s" % (p["backend"], p["precision"]) if p.get("precision") == "int8" else p["backend"]
+
+
 def markdown(result):
     lines = ["## Model latency (per call)", "",
              "| backend | batch | p50 ms | p90 ms | p99 ms | mean ms | std ms | min ms | images/s | iters |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["model"]:
         lines.append("| %s | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | %d |" % (
-            r["backend"], r["batch"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["mean_ms"], r["std_ms"],
+            _label(r), r["batch"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["mean_ms"], r["std_ms"],
             r["min_ms"], r["images_per_s"], r["iters"]))
     split_rows = [r for r in result["model"] if r.get("split_ms")]
     if split_rows:
@@ -586,14 +632,14 @@ def markdown(result):
                   "| backend | batch | h2d | compute | d2h | end_to_end |", "|---|---:|---:|---:|---:|---:|"]
         for r in split_rows:
             cells = ["%.3f" % r["split_ms"][k]["mean"] if k in r["split_ms"] else "-" for k in TRT_SPLIT]
-            lines.append("| %s | %d | %s |" % (r["backend"], r["batch"], " | ".join(cells)))
+            lines.append("| %s | %d | %s |" % (_label(r), r["batch"], " | ".join(cells)))
     for s in result.get("skipped") or []:
         lines.append("")
         lines.append("skipped %s: %s" % (s["backend"], s["reason"]))
     p = result.get("pipeline")
     if p:
         lines += ["", "## Pipeline (%s, %s, %dx%d, %.2f digits/frame)" % (
-            p["backend"], p["source"], p["frame_size"][0], p["frame_size"][1], p["digits_per_frame"]), "",
+            _pipeline_name(p), p["source"], p["frame_size"][0], p["frame_size"][1], p["digits_per_frame"]), "",
             "| frames | FPS | p50 ms | p99 ms | capture | preprocess | infer | output |",
             "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for label, q in (("from memory", p), ("from the source", p.get("from_source") or {})):
@@ -648,7 +694,8 @@ def write_outputs(out_dir, result, csv_rows):
 
 # ---- bench.png with cv2 only (no matplotlib on the Jetson) -----------------
 
-COLOURS = {"tensorrt": (0, 150, 60), "onnxruntime": (200, 90, 0), "opencv": (0, 60, 220)}
+COLOURS = {"tensorrt": (0, 150, 60), "onnxruntime": (200, 90, 0), "onnxruntime int8": (150, 40, 150),
+           "opencv": (0, 60, 220)}
 INK = (40, 40, 40)
 GRID = (225, 225, 225)
 
@@ -716,9 +763,9 @@ def _latency_panel(img, rows, box):
     _text(img, "batch size (images per call)", ((x0 + x1) // 2, y1 + 38), align="centre")
     _text(img, "ms", (x0 - 40, y0 + 4))
     legend_y = y0 + 20
-    for name in sorted({r["backend"] for r in rows}):
+    for name in sorted({_label(r) for r in rows}):
         colour = COLOURS.get(name, (120, 0, 120))
-        points = [px(r["batch"], r["p50_ms"]) for r in sorted(rows, key=lambda r: r["batch"]) if r["backend"] == name]
+        points = [px(r["batch"], r["p50_ms"]) for r in sorted(rows, key=lambda r: r["batch"]) if _label(r) == name]
         for i in range(1, len(points)):
             cv2.line(img, points[i - 1], points[i], colour, 2, cv2.LINE_AA)
         for p in points:
@@ -767,10 +814,10 @@ def fps_bars(result):
     p = result.get("pipeline") or {}
     colour = COLOURS.get(p.get("backend"), (120, 0, 120))
     if p.get("fps"):
-        bars.append(("pipeline, %s, frames from memory" % p["backend"], p["fps"], colour))
+        bars.append(("pipeline, %s, frames from memory" % _pipeline_name(p), p["fps"], colour))
     live = p.get("from_source") or {}
     if live.get("fps"):
-        bars.append(("pipeline, %s, reading %s" % (p["backend"], p["source"]), live["fps"],
+        bars.append(("pipeline, %s, reading %s" % (_pipeline_name(p), p["source"]), live["fps"],
                      tuple(int(0.6 * c + 100) for c in colour)))
     b = result.get("baseline") or {}
     if b.get("tf_function_fps"):
@@ -808,6 +855,8 @@ def run(args):
     manifest = mf.load(args.model)
     _engine_options.clear()
     _engine_options.update(engine_cache.engine_options(args))
+    _ort_options.clear()
+    _ort_options["precision"] = args.ort_precision
     names, skipped = backends_to_run(args.backend)
     iters = None if args.seconds else (args.iters or DEFAULT_ITERS)
     env = envmod.collect_environment()

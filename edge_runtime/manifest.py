@@ -5,7 +5,7 @@ Stdlib only and Python 3.6 compatible: this module runs on a Jetson Nano
 and validate the same schema, so no preprocessing constant is written twice.
 
 A bundle is a folder ``artifacts/<model>/`` holding ``manifest.json`` plus the
-files it names (``model.onnx``, optionally ``model.fp16.onnx`` ...), each with
+files it names (``model.onnx``, optionally ``model.fp16.onnx``, ``model.int8.onnx`` ...), each with
 its sha256 recorded under ``files``.
 """
 
@@ -227,7 +227,14 @@ def file_path(manifest, name):
     return os.path.join(bundle_dir(manifest), name)
 
 
-def onnx_path(manifest, fp16=False):
+def onnx_path(manifest, fp16=False, int8=False):
+    """The bundle's model.onnx, its FP16 twin (``fp16``) or its INT8 one for ONNX Runtime (``int8``)."""
+    if int8:
+        name = manifest.get("onnx_int8", {}).get("file")
+        if not name:
+            raise ManifestError("bundle %s has no INT8 ONNX; add it with `python -m convert int8 %s` "
+                                "(or `make export`)" % (bundle_dir(manifest), bundle_dir(manifest)))
+        return file_path(manifest, name)
     if fp16:
         name = manifest.get("onnx_fp16", {}).get("file")
         if not name:

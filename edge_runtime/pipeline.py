@@ -289,6 +289,8 @@ class Summary(object):
             "skipped": self.skipped, "dropped": self.dropped, "backend": self.backend,
             "source": self.source, "stopped_by": self.stopped_by, "stages_ms": self.stages(),
         }
+        if self.backend_info.get("precision"):
+            out["precision"] = self.backend_info["precision"]
         if self.truth_digits:
             out["synthetic_accuracy"] = round(self.truth_correct / float(self.truth_digits), 4)
         if self.error:
@@ -299,7 +301,8 @@ class Summary(object):
         d = self.as_dict()
         lines = [
             "summary: %d frames in %.2f s = %.1f FPS, backend %s, source %s (stopped: %s)"
-            % (d["frames"], d["seconds"], d["fps"], d["backend"], d["source"], d["stopped_by"]),
+            % (d["frames"], d["seconds"], d["fps"], "%s (%s)" % (d["backend"], d["precision"]) if d.get("precision")
+               else d["backend"], d["source"], d["stopped_by"]),
             "  detections %d (%d low confidence), skipped %d unreadable, dropped %d stale"
             % (d["detections"], d["low_confidence"], d["skipped"], d["dropped"]),
         ]

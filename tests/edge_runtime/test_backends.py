@@ -7,7 +7,7 @@ import pytest
 
 from edge_runtime import manifest as mf
 from edge_runtime.backends import BackendError, create_backend, open_backend
-from edge_runtime.backends.onnxruntime import resolve_providers
+from edge_runtime.backends.onnxruntime import choose_precision, resolve_providers
 from tests.fixtures.tiny import linear_reference
 
 BACKENDS = ["onnxruntime", "opencv"]
@@ -137,10 +137,67 @@ def test_trained_cnn_matches_its_reference_probabilities(name):
         images, labels = data["images"][:500], data["labels"][:500]
         reference = data["onnx_probabilities"][:500]
     batch = (images.astype(np.float32) * manifest["preprocess"]["scale"])[..., None]
-    with open_backend(manifest, name) as net:
+    with open_backend(manifest, name, precision="fp32") as net:
         probs = net.infer(batch)
     assert np.abs(probs - reference).max() < 1e-4
     assert (probs.argmax(axis=1) == labels).mean() >= 0.98
+
+
+def test_the_trained_cnn_at_int8_reads_its_reference_digits_as_fp32_does():
+    """--ort-precision int8 runs model.int8.onnx: top-1 as FP32 on 2,000 reference digits but for at
+    most 2, and not the FP32 file (its probabilities differ a little)."""
+    pytest.importorskip("onnxruntime")
+    manifest = _trained_bundle("cnn")
+    if "onnx_int8" not in manifest:
+        pytest.skip("the committed bundle has no model.int8.onnx")
+    with np.load(mf.file_path(manifest, manifest["reference"]["file"])) as data:
+        images, reference = data["images"][:2000], data["onnx_probabilities"][:2000]
+    batch = (images.astype(np.float32) * manifest["preprocess"]["scale"])[..., None]
+    with open_backend(manifest, "onnxruntime", precision="int8", intra_op_threads=1) as net:
+        probs = net.infer(batch)
+        info = net.describe()
+    assert info["precision"] == "int8" and info["precision_reason"] == "asked for"
+    assert (probs.argmax(axis=1) != reference.argmax(axis=1)).sum() <= 2
+    assert 1e-4 < np.abs(probs - reference).max() < 0.2
+
+
+def _with_int8(verified=True):
+    return {"onnx_int8": {"file": "model.int8.onnx", "verified": verified}, "_dir": "/b"}
+
+
+CPU = ["CPUExecutionProvider"]
+
+
+@pytest.mark.parametrize("manifest,requested,providers,dot,expected,words", [
+    (_with_int8(), "auto", CPU, "avx512_vnni", "int8", "avx512_vnni"),
+    (_with_int8(), "auto", CPU, "asimddp", "int8", "asimddp"),
+    (_with_int8(), "auto", CPU, None, "fp32", "dot-product"),
+    (_with_int8(), "auto", ["CUDAExecutionProvider"] + CPU, "avx_vnni", "fp32", "CPU provider"),
+    (_with_int8(verified=False), "auto", CPU, "avx512_vnni", "fp32", "parity"),
+    ({"_dir": "/b"}, "auto", CPU, "avx512_vnni", "fp32", "convert int8"),
+    (_with_int8(), "fp32", CPU, "avx512_vnni", "fp32", "asked"),
+    (_with_int8(), "int8", CPU, None, "int8", "asked"),
+    (_with_int8(verified=False), "int8", CPU, None, "int8", "asked"),
+])
+def test_ort_precision_choice(manifest, requested, providers, dot, expected, words):
+    precision, why = choose_precision(manifest, requested, providers, dot)
+    assert precision == expected and words in why
+
+
+def test_ort_int8_without_an_int8_model_names_the_fix(tiny_bundle):
+    with pytest.raises(BackendError) as err:
+        open_backend(tiny_bundle, "onnxruntime", precision="int8").activate()
+    text = str(err.value)
+    assert "no INT8 ONNX" in text and "python -m convert int8" in text and "--ort-precision fp32" in text
+    with pytest.raises(BackendError) as err:
+        choose_precision(tiny_bundle, "int4", CPU, None)
+    assert "auto, fp32, int8" in str(err.value)
+
+
+def test_ort_auto_without_an_int8_model_runs_fp32(tiny_bundle):
+    with open_backend(tiny_bundle, "onnxruntime") as net:
+        info = net.describe()
+    assert info["precision"] == "fp32" and "no INT8 model" in info["precision_reason"]
 
 
 def test_opencv_cuda_target_needs_a_cuda_build(tiny_bundle, monkeypatch):

@@ -101,6 +101,39 @@ def test_short_real_run_of_every_local_backend(tiny_bundle, tmp_path, capsys):
     assert (png < 128).any(axis=2).sum() > 2000  # something was drawn
 
 
+def test_onnxruntime_fp32_and_int8_side_by_side(tmp_path, capsys, monkeypatch):
+    """A bundle with a verified INT8 model: the model benchmark times ONNX Runtime at FP32 and at
+    INT8 (rows, CSV and table named apart); the pipeline runs what `run` would (auto: INT8 on a CPU
+    with int8 dot products, here faked both ways); --ort-precision fp32 times FP32 alone."""
+    pytest.importorskip("onnxruntime")
+    from edge_runtime import manifest as mf
+
+    bundle = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "bundles", "cnn")
+    if "onnx_int8" not in mf.load(bundle):
+        pytest.skip("the committed bundle has no model.int8.onnx")
+    frames = few_frames(tmp_path, 2)
+    for dot, pipeline_precision in (("avx512_vnni", "int8"), (None, "fp32")):
+        monkeypatch.setattr("edge_runtime.environment.cpu_int8_dot", lambda root="/", dot=dot: dot)
+        monkeypatch.setattr("edge_runtime.backends.onnxruntime.cpu_int8_dot", lambda root="/", dot=dot: dot)
+        out = tmp_path / ("out-%s" % pipeline_precision)
+        args = parse(["--model", bundle, "--backend", "onnxruntime", "--batch", "8", "--iters", "3", "--warmup", "1",
+                      "--source", frames, "--frames", "2", "--repeats", "1", "--out", str(out)])
+        assert bench.run(args) == 0
+        result = json.loads((out / "bench.json").read_text())
+        assert [(r["backend"], r["label"]) for r in result["model"]] == [
+            ("onnxruntime", "onnxruntime"), ("onnxruntime", "onnxruntime int8")]
+        assert result["pipeline"]["precision"] == pipeline_precision
+        stdout = capsys.readouterr().out
+        assert "| onnxruntime int8 | 8 |" in stdout and "| onnxruntime | 8 |" in stdout
+        assert ("## Pipeline (onnxruntime int8," in stdout) == (pipeline_precision == "int8")
+        with open(str(out / "bench.csv")) as handle:
+            assert {row["backend"] for row in csv.DictReader(handle)} == {"onnxruntime", "onnxruntime int8"}
+    args = parse(["--model", bundle, "--backend", "onnxruntime", "--batch", "8", "--iters", "3", "--warmup", "1",
+                  "--no-pipeline", "--ort-precision", "fp32", "--out", str(tmp_path / "fp32")])
+    assert bench.run(args) == 0
+    assert [r["label"] for r in json.loads((tmp_path / "fp32" / "bench.json").read_text())["model"]] == ["onnxruntime"]
+
+
 def test_seconds_mode_and_no_pipeline(tiny_bundle, tmp_path):
     args = parse(["--model", tiny_bundle["_dir"], "--backend", LOCAL_BACKENDS[0], "--batch", "2", "--seconds", "0.05",
                   "--warmup", "0", "--no-pipeline", "--out", str(tmp_path)])
@@ -246,7 +279,7 @@ def test_engine_options_reach_the_tensorrt_backend(tiny_bundle, tmp_path):
                  "--warmup", "1", "--no-pipeline", "--engine", "x.engine", "--no-build", "--out", str(tmp_path)])
     assert code == 0
     assert bench.backend_options("tensorrt", 0) == {"engine": "x.engine", "build": False}
-    assert bench.backend_options("onnxruntime", 2) == {"intra_op_threads": 2}
+    assert bench.backend_options("onnxruntime", 2) == {"intra_op_threads": 2, "precision": "auto"}
 
 
 @pytest.mark.parametrize("flags, model_threads, pipeline_threads", [([], None, 1), (["--pipeline-threads", "0",
@@ -273,5 +306,5 @@ def test_pipeline_threads_reach_the_pipeline_backend(tiny_bundle, tmp_path, monk
     assert bench.run(args) == 0
     settings = json.loads((tmp_path / "o" / "bench.json").read_text())["settings"]
     assert settings["threads"] == model_threads and settings["pipeline_threads"] == pipeline_threads
-    expected = {"intra_op_threads": pipeline_threads}  # None: ONNX Runtime's choice
+    expected = {"intra_op_threads": pipeline_threads, "precision": "auto"}  # None: ONNX Runtime's choice
     assert seen and all(options == expected for options in seen)

@@ -149,3 +149,16 @@ def test_thermal_snapshot_after_a_run(tmp_path):
                               "line": TEGRASTATS.splitlines()[-1]}}
     assert envmod.thermal_snapshot(str(tmp_path / "nothing")) == {"load_average": None, "temperature_c": None,
                                                                   "power": None}
+
+
+def test_int8_dot_product_flags_from_cpuinfo():
+    """x86 "flags" (AVX-512 VNNI, AVX-VNNI) and Arm "Features" (asimddp: the Orin's A78AE has it, the
+    Nano's A57 has not); the first match in INT8_DOT_FLAGS order."""
+    x86 = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni avx_vnni\n"
+    assert envmod.int8_dot_flag(x86) == "avx512_vnni"
+    assert envmod.int8_dot_flag("flags\t\t: fpu sse avx2 avx_vnni\n") == "avx_vnni"
+    assert envmod.int8_dot_flag("flags\t\t: fpu sse avx2 avx512f\n") is None
+    orin = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes crc32 atomics asimddp lrcpc\nCPU part\t: 0xd42\n"
+    nano = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\nCPU part\t: 0xd07\n"
+    assert envmod.int8_dot_flag(orin) == "asimddp" and envmod.int8_dot_flag(nano) is None
+    assert envmod.int8_dot_flag("") is None and envmod.int8_dot_flag(None) is None

@@ -328,3 +328,24 @@ def test_numbers_whose_digits_are_apart_in_the_frame_are_read_digit_by_digit(mod
     monkeypatch.setattr(preprocess, "_apart_pieces", lambda *args: [])
     columns_only = sc.evaluate(model.recognise, frames)
     assert result["accuracy"] - columns_only["accuracy"] >= 0.03, (result, columns_only)
+
+
+def test_the_int8_model_reads_the_recorded_scenes_as_fp32_does(recorded):
+    """`run`'s default on a CPU with int8 dot products is the bundle's INT8 model: on the recorded
+    scenes it reads within a digit of FP32 per effect (clean / camera), and finds the same boxes."""
+    pytest.importorskip("onnxruntime")
+    from edge_runtime import manifest as mf
+    from edge_runtime.backends import open_backend
+
+    manifest = mf.load(trained_bundle())
+    if "onnx_int8" not in manifest:
+        pytest.skip("the bundle has no model.int8.onnx (python -m convert int8 BUNDLE)")
+    results = {}
+    for precision in ("fp32", "int8"):
+        with open_backend(manifest, "onnxruntime", precision=precision, intra_op_threads=1) as net:
+            recognise = sc.recogniser_from_infer(net.infer, manifest["preprocess"], manifest["labels"])
+            results[precision] = sc.evaluate(recognise, recorded)
+    for effect in ("clean", "camera"):
+        fp32, int8 = results["fp32"]["per_effect"][effect], results["int8"]["per_effect"][effect]
+        assert abs(int8["correct"] - fp32["correct"]) <= 1, (effect, fp32, int8)
+        assert int8["matched"] == fp32["matched"] and int8["detections"] == fp32["detections"], (effect, fp32, int8)
