@@ -116,6 +116,8 @@ def text_lines(info):
                                                        _value(cv.get("cuda"))),
         "onnxruntime:  %s%s" % (_value(ort.get("version")),
                                 " (providers: %s)" % ", ".join(ort["providers"]) if ort.get("providers") else ""),
+        "cpu int8:     %s" % ("%s (ONNX Runtime runs a bundle's INT8 model: --ort-precision auto)" % cpu["int8_dot"]
+                              if cpu.get("int8_dot") else "no int8 dot products (ONNX Runtime runs FP32)"),
         "tensorrt:     %s" % _value(libs.get("tensorrt")),
         "pycuda:       %s" % _value(libs.get("pycuda")),
         "backends:",

@@ -383,7 +383,7 @@ def open_net(manifest, args):
 
     if args.backend == "tensorrt":
         return create_backend(manifest, prefer="tensorrt", engine=args.engine, build=not args.no_build)
-    return create_backend(manifest, prefer="onnxruntime")
+    return create_backend(manifest, prefer="onnxruntime", precision="fp32")  # (the reference's own model)
 
 
 def run(args, open_backend=None):

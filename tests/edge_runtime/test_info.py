@@ -45,6 +45,16 @@ def test_text_lists_missing_backends_with_install_hint(capsys, monkeypatch):
     assert "onnxruntime  available" in out
 
 
+def test_text_says_whether_the_cpu_has_int8_dot_products(capsys, monkeypatch):
+    from edge_runtime import environment
+
+    for flag, words in (("avx512_vnni", "avx512_vnni (ONNX Runtime runs a bundle's INT8 model"),
+                        (None, "no int8 dot products (ONNX Runtime runs FP32)")):
+        monkeypatch.setattr(environment, "int8_dot_flag", lambda cpuinfo, flag=flag: flag)
+        code, out, _ = run_info([], capsys)
+        assert code == 0 and "cpu int8:     " + words in out
+
+
 def test_model_engine_cache_is_reported(tiny_bundle, capsys):
     code, out, _ = run_info(["--json", "--model", tiny_bundle["_dir"]], capsys)
     assert code == 0
