@@ -68,9 +68,10 @@ def calibration_digits(count=CALIBRATION_DIGITS, data=None, seed=CALIBRATION_SEE
     return np.ascontiguousarray(train[np.sort(picked)], np.uint8)
 
 
-def int8_from_onnx(onnx_path, out_path, input_name, x):
-    """Quantize the FP32 model at ``onnx_path`` into ``out_path`` (written atomically), calibrated on
-    the float batch ``x`` (the model's input). Returns the names of the nodes kept in float."""
+def int8_from_onnx(onnx_path, input_name, x):
+    """(the INT8 model's bytes, the names of the nodes kept in float): the FP32 model at ``onnx_path``
+    quantized, calibrated on the float batch ``x`` (the model's input). Nothing is left on disk (the
+    quantizer writes to a private temp file); ``int8_bundle`` commits the bytes."""
     try:
         import onnx
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -87,22 +88,18 @@ def int8_from_onnx(onnx_path, out_path, input_name, x):
             return next(self.feeds, None)
 
     head = float_head_nodes(onnx.load(onnx_path))
-    reader = Batches()
     quiet = _Without("Please consider")  # (its advice to pre-process: this graph is already simplified)
     logging.getLogger().addFilter(quiet)
-    folder = os.path.dirname(os.path.abspath(out_path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out_path) + ".", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".model.int8.", suffix=".tmp", dir=os.path.dirname(os.path.abspath(onnx_path)))
     os.close(fd)
     try:
-        quantize_static(onnx_path, tmp, reader, quant_format=QuantFormat.QDQ, per_channel=True,
+        quantize_static(onnx_path, tmp, Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=head)
         with open(tmp, "rb") as handle:
-            mf.atomic_write_bytes(out_path, handle.read())
+            return handle.read(), head
     finally:
         logging.getLogger().removeFilter(quiet)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return head
+        os.remove(tmp)
 
 
 class _Without(logging.Filter):
@@ -142,6 +139,13 @@ def int8_parity(fp32_probs, int8_probs, labels):
     return entry
 
 
+def _forget_int8(manifest, folder):
+    """Drop a previous INT8 model from the manifest (saved) before its file is replaced."""
+    if manifest.pop("onnx_int8", None) is not None or ONNX_INT8_FILE in (manifest.get("files") or {}):
+        (manifest.get("files") or {}).pop(ONNX_INT8_FILE, None)
+        mf.save(manifest, folder)
+
+
 def int8_bundle(folder, data=None, digits=CALIBRATION_DIGITS):
     """Add model.int8.onnx to the verified bundle in ``folder`` and record it in its manifest
     (``onnx_int8``: file, sha256, calibration, float nodes, parity, verified). Returns the manifest."""
@@ -153,10 +157,11 @@ def int8_bundle(folder, data=None, digits=CALIBRATION_DIGITS):
     input_name = manifest["input"]["name"]
     log.info("%s: calibrating INT8 on %d MNIST training digits", name, digits)
     calibration = model_input(manifest, calibration_digits(digits, data=data))
-    out_path = mf.file_path(manifest, ONNX_INT8_FILE)
-    head = int8_from_onnx(mf.onnx_path(manifest), out_path, input_name, calibration)
+    model, head = int8_from_onnx(mf.onnx_path(manifest), input_name, calibration)
     log.info("%s: scoring %s on the %d reference digits", name, ONNX_INT8_FILE, len(labels))
-    entry = int8_parity(fp32, probabilities_from_onnxruntime(out_path, x, input_name), labels)
+    entry = int8_parity(fp32, probabilities_from_onnxruntime(model, x, input_name), labels)
+    _forget_int8(manifest, folder)  # (an interrupt below leaves a bundle without INT8, never a wrong hash)
+    mf.atomic_write_bytes(mf.file_path(manifest, ONNX_INT8_FILE), model)
     digest = mf.record_file(manifest, ONNX_INT8_FILE)
     manifest["onnx_int8"] = {
         "file": ONNX_INT8_FILE, "sha256": digest, "precision": "int8", "io_dtype": "float32", "format": "QDQ",

@@ -81,6 +81,7 @@ def probabilities_from_keras(model, x):
 
 
 def probabilities_from_onnxruntime(path, x, input_name="image"):
+    """ONNX Runtime's probabilities for ``x`` from the model at ``path`` (or the model's bytes)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

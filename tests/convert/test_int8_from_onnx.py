@@ -125,6 +125,26 @@ def test_a_bundle_without_reference_digits_is_refused(bundle, capsys):
     assert "onnx_int8" not in json.load(open(os.path.join(bundle, "manifest.json")))
 
 
+def test_an_interrupted_redo_leaves_a_loadable_bundle_without_int8(bundle, monkeypatch):
+    """Redoing the INT8 model: the old entry leaves the manifest before its file is replaced, so a
+    failure while writing leaves a bundle that loads (hashes checked) and runs FP32."""
+    _mnist_or_skip()
+    q8.int8_bundle(bundle)
+    real = mf.atomic_write_bytes
+
+    def fail_on_int8(path, data):
+        if str(path).endswith(q8.ONNX_INT8_FILE):
+            raise KeyboardInterrupt
+        return real(path, data)
+
+    monkeypatch.setattr(mf, "atomic_write_bytes", fail_on_int8)
+    with pytest.raises(KeyboardInterrupt):
+        q8.int8_bundle(bundle)
+    manifest = mf.load(bundle)  # (every recorded hash matches)
+    assert "onnx_int8" not in manifest and q8.ONNX_INT8_FILE not in manifest["files"]
+    assert manifest["verified"] is True and not [n for n in os.listdir(bundle) if n.endswith(".tmp")]
+
+
 def test_a_missing_bundle_is_refused(tmp_path, capsys):
     assert main(["int8", str(tmp_path / "nothing")]) == 2
     assert "manifest.json" in capsys.readouterr().err
