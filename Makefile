@@ -10,6 +10,7 @@ MODELS      ?= mlp cnn
 MODEL       ?= cnn
 SOURCE      ?= auto
 BACKEND     ?= auto
+SCENES      ?= tests/data/scenes
 EPOCHS      ?=
 TRAIN_ARGS  ?=
 BENCH_ARGS  ?=
@@ -19,7 +20,7 @@ PYTEST_ARGS ?=
 
 STAMP := $(VENV)/.installed-$(TF)
 
-.PHONY: help venv venv-py36 train export verify engine live bench deploy verify-jetson lint test test-slow clean distclean
+.PHONY: help venv venv-py36 train export verify engine live score bench deploy verify-jetson lint test test-slow clean distclean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -69,6 +70,14 @@ live: ## live recognition: SOURCE=csi://0|/dev/video0|rtsp://..|file|folder|synt
 	echo "make live: model $$model, SOURCE=$(SOURCE) (auto: a camera if present, else synthetic://)"; \
 	echo "make live: no display -> annotated stream on http://127.0.0.1:8080/ ; Ctrl-C stops and prints a summary"; \
 	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime run --model "$$model" --source "$(SOURCE)" --backend $(BACKEND) $(RUN_ARGS)
+
+score: ## accuracy on labelled photos: SCENES=folder with truth.json (default: the recorded scenes); SCORE_ARGS="--failures fails.png"
+	@model="$(ARTIFACTS)/$(MODEL)"; \
+	if [ ! -f "$$model/manifest.json" ] && [ -f "tests/fixtures/bundles/$(MODEL)/manifest.json" ]; then \
+	  echo "make score: no trained bundle in $$model yet (make train); using tests/fixtures/bundles/$(MODEL)"; \
+	  model="tests/fixtures/bundles/$(MODEL)"; \
+	fi; \
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m edge_runtime score --model "$$model" --scenes "$(SCENES)" --backend $(BACKEND) $(SCORE_ARGS)
 
 bench: ## benchmarks: backends x batch sizes, pipeline FPS, Keras baseline (where TensorFlow + model.keras exist) -> bench-out/
 	@py="$(if $(wildcard $(PY)),$(PY),$(PYTHON))"; keras=""; \

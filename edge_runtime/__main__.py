@@ -1,4 +1,4 @@
-"""`python3 -m edge_runtime run | bench | build-engine | verify-jetson | info`.
+"""`python3 -m edge_runtime run | score | bench | build-engine | verify-jetson | info`.
 
 argparse only (no CLI dependency on the Jetson). Each subcommand lives in its own
 module exposing ``add_arguments(parser)`` and ``run(args) -> int``; heavy imports
@@ -20,6 +20,7 @@ PROG = "edge_runtime"
 # subcommand -> (module, one-line help)
 SUBCOMMANDS = [
     ("run", "app", "live digit recognition from a camera, video, images or synthetic://"),
+    ("score", "score", "accuracy on your own labelled photos (a folder with truth.json): found, read right, failures"),
     ("bench", "bench", "latency/throughput benchmarks of backends and the whole pipeline"),
     ("build-engine", "engine_from_onnx", "build a TensorRT FP16 engine from the bundle's ONNX (on the device)"),
     ("verify-jetson", "verify_jetson", "engine vs ONNX Runtime parity on 10k digits + benchmark -> jetson-report.md"),
@@ -30,6 +31,7 @@ EPILOG = """examples:
   python3 -m edge_runtime run --model artifacts/cnn --source synthetic://
   python3 -m edge_runtime run --model artifacts/cnn --source csi://0 --serve 127.0.0.1:8080
   python3 -m edge_runtime run --model artifacts/cnn --source 'scans/*.png' --headless --jsonl out.jsonl
+  python3 -m edge_runtime score --model artifacts/cnn --scenes my_photos/ --failures fails.png
   python3 -m edge_runtime build-engine --model artifacts/cnn
   python3 -m edge_runtime bench --model artifacts/cnn --backend all --out bench-out
   python3 -m edge_runtime info

@@ -1,7 +1,7 @@
 """Scene evaluation: how well a recogniser finds and reads digits in frames with ground truth.
 
-Stdlib, numpy and cv2 only (runs on the Jetson). No CLI here: ``evaluate()`` returns a dict
-that a CLI, a test or a benchmark can print or save.
+Stdlib, numpy and cv2 only (runs on the Jetson). ``evaluate()`` returns a dict that a test, a
+benchmark or the `score` command (``edge_runtime/score.py``) prints or saves.
 
 Ground truth for one frame is a list of ``{"bbox": [x, y, w, h], "digit": d}`` (pixels).
 A recogniser is any callable ``frame -> detections`` where a detection is a dict with at
@@ -25,6 +25,16 @@ A scene folder holds images (``*.jpg``, ``*.jpeg``, ``*.png``) and ``truth.json`
 An image entry is either the list of digits or a dict with "digits" and an optional "effect";
 the plain form ``{"0001.jpg": [...], ...}`` (no "images" key) is accepted too. Without an
 effect the folder's name is used (``scenes/clean/``, ``scenes/camera/``).
+
+Boxes take a while to draw; an entry may instead give the image's digits as text (spaces and
+line breaks are ignored; writing them in reading order keeps the failure montage readable)::
+
+    {"images": {"page1.jpg": "2026 1125", "page2.jpg": {"text": "31415", "effect": "camera"}}}
+
+Such a frame is scored by its digit counts, order ignored (``text_counts``): a digit value is read
+right as often as it is both read and true, and each reading beyond the true count is a false
+positive. It is the quick check: where a box is does not count, and a 3 read as an 8 beside an 8
+read as a 3 cancel out. Box truth is the strict one.
 """
 
 import json
@@ -48,6 +58,7 @@ class Scene(NamedTuple):
     effect: str = "unknown"
     path: Optional[str] = None
     frame: Optional[np.ndarray] = None
+    text: Optional[str] = None  # the digits in reading order, where the truth is text (``truth`` is then [])
 
 
 def _as_detection(item):
@@ -105,8 +116,11 @@ def match_detections(detections, truth, iou=DEFAULT_IOU):
 _iou = iou  # match_detections' keyword argument shadows the function name
 
 
-def _new_counts():
-    return {"frames": 0, "true_digits": 0, "detections": 0, "matched": 0, "correct": 0, "false_positives": 0}
+def _new_counts(strict=False):
+    counts = {"frames": 0, "true_digits": 0, "detections": 0, "matched": 0, "correct": 0, "false_positives": 0}
+    if strict:
+        counts["strict_correct"] = 0
+    return counts
 
 
 def _add(counts, frame_counts):
@@ -118,18 +132,93 @@ def _rates(counts):
     out = dict(counts)
     out["recall"] = counts["matched"] / float(counts["true_digits"]) if counts["true_digits"] else 1.0
     out["precision"] = counts["matched"] / float(counts["detections"]) if counts["detections"] else 1.0
-    out["accuracy"] = counts["correct"] / float(counts["true_digits"]) if counts["true_digits"] else 1.0
+    true_digits = float(counts["true_digits"])
+    out["accuracy"] = counts["correct"] / true_digits if true_digits else 1.0
+    if "strict_correct" in counts:
+        out["strict_accuracy"] = counts["strict_correct"] / true_digits if true_digits else 1.0
     return out
 
 
-def evaluate(recogniser, scenes, iou=DEFAULT_IOU, keep_failures=20):
+def reading_order(detections):
+    """``detections`` (dicts with "bbox") in reading order: grouped into lines, top to bottom, each
+    left to right. A detection joins the line above it when its centre lies within half a digit's
+    height of that line's mean centre (the taller of its own and the line's median height), so a
+    line written slightly uphill or with digits of uneven height stays one line."""
+    items = sorted(detections, key=lambda d: d["bbox"][1] + d["bbox"][3] / 2.0)
+    lines = []  # [[centre sum, [heights], [detections]]]
+    for det in items:
+        _, y, _, h = det["bbox"]
+        centre = y + h / 2.0
+        line = lines[-1] if lines else None
+        if line is not None:
+            mean = line[0] / len(line[2])
+            height = max(float(np.median(line[1])), h)
+            if abs(centre - mean) <= 0.5 * height:
+                line[0] += centre
+                line[1].append(h)
+                line[2].append(det)
+                continue
+        lines.append([centre, [h], [det]])
+    return [det for line in lines for det in sorted(line[2], key=lambda d: d["bbox"][0])]
+
+
+def text_digits(text):
+    """The digits of a text truth, whitespace dropped; ValueError for anything else."""
+    if not isinstance(text, str):
+        raise ValueError("expected the digits as a string, got %r" % (text,))
+    digits = "".join(text.split())
+    if not digits.isdigit() and digits:
+        raise ValueError("text truth %r: expected only the digits 0-9, spaces and line breaks" % text)
+    return digits
+
+
+def text_counts(detections, text):
+    """Counts (``true_digits``, ``detections``, ``matched``, ``correct``, ``false_positives``) of
+    ``detections`` against a text truth (``text_digits``), order ignored: each digit value is read
+    right as often as it is both read and true, found as often as there are readings (at most the
+    true digits), and each reading beyond the true count is a false positive. A reading whose digit
+    is None (shown as ``?``) is found but never right."""
+    truth = text_digits(text)
+    read = ["?" if d["digit"] is None else str(d["digit"]) for d in detections]
+    correct = sum(min(read.count(digit), truth.count(digit)) for digit in set(truth))
+    return {"true_digits": len(truth), "detections": len(read), "matched": min(len(read), len(truth)),
+            "correct": correct, "false_positives": max(0, len(read) - len(truth))}
+
+
+def read_text(detections):
+    """The digits of ``detections`` as text in reading order (``?`` for a digit of None)."""
+    return "".join("?" if d["digit"] is None else str(d["digit"]) for d in reading_order(detections))
+
+
+def frame_counts(detections, scene, iou=DEFAULT_IOU):
+    """One frame's counts: box truth matched by IoU (``match_detections``), text truth aligned
+    (``text_counts``)."""
+    if scene.text is not None:
+        counts = text_counts(detections, scene.text)
+    else:
+        match = match_detections(detections, scene.truth, iou=iou)
+        counts = {"true_digits": len(scene.truth), "detections": len(detections), "matched": len(match.pairs),
+                  "correct": match.correct, "false_positives": len(match.unmatched_detections)}
+    counts["frames"] = 1
+    return counts
+
+
+def _unsure(detections, strict_below):
+    """``detections`` with the digit of each reading below ``strict_below`` confidence set to None."""
+    return [dict(d, digit=None) if d.get("confidence", 1.0) < strict_below else d for d in detections]
+
+
+def evaluate(recogniser, scenes, iou=DEFAULT_IOU, keep_failures=20, strict_below=None):
     """Run ``recogniser`` on every scene and score it; returns a dict (see the module docstring).
 
     scenes: an iterable of Scene (frames are loaded lazily from ``path``) or (frame, truth) pairs.
     The dict has the overall counts and rates, "per_effect" with the same per effect, and
     "failures": up to ``keep_failures`` frames with a miss, a misread or a false positive.
+    ``strict_below``: also count, as "strict_correct" / "strict_accuracy", only the readings at
+    or above this confidence (the detections' "confidence"; a reading below it is shown as ``?``).
     """
-    total = _new_counts()
+    strict = strict_below is not None
+    total = _new_counts(strict)
     per_effect = {}
     failures = []
     for index, scene in enumerate(scenes):
@@ -137,23 +226,20 @@ def evaluate(recogniser, scenes, iou=DEFAULT_IOU, keep_failures=20):
             frame, truth = scene
             scene = Scene(name=str(index), truth=list(truth), frame=frame)
         frame = scene.frame if scene.frame is not None else load_frame(scene)
-        detections = [_as_detection(d) for d in recogniser(frame)]
-        match = match_detections(detections, scene.truth, iou=iou)
-        frame_counts = {
-            "frames": 1,
-            "true_digits": len(scene.truth),
-            "detections": len(detections),
-            "matched": len(match.pairs),
-            "correct": match.correct,
-            "false_positives": len(match.unmatched_detections),
-        }
-        _add(total, frame_counts)
-        _add(per_effect.setdefault(scene.effect, _new_counts()), frame_counts)
-        wrong = frame_counts["correct"] < frame_counts["true_digits"] or frame_counts["false_positives"]
+        raw = list(recogniser(frame))
+        detections = [dict(_as_detection(d), confidence=float(d["confidence"])) if isinstance(d, dict)
+                      and "confidence" in d else _as_detection(d) for d in raw]
+        counts = frame_counts(detections, scene, iou)
+        if strict:
+            counts["strict_correct"] = frame_counts(_unsure(detections, strict_below), scene, iou)["correct"]
+        _add(total, counts)
+        _add(per_effect.setdefault(scene.effect, _new_counts(strict)), counts)
+        wrong = counts["correct"] < counts["true_digits"] or counts["false_positives"]
         if wrong and len(failures) < keep_failures:
-            failures.append(
-                {"scene": scene.name, "effect": scene.effect, "truth": scene.truth, "detections": detections}
-            )
+            failure = {"scene": scene.name, "effect": scene.effect, "truth": scene.truth, "detections": detections}
+            if scene.text is not None:
+                failure.update(text=text_digits(scene.text), read=read_text(detections))
+            failures.append(failure)
     result = _rates(total)
     result["iou"] = iou
     result["per_effect"] = {effect: _rates(counts) for effect, counts in sorted(per_effect.items())}
@@ -169,13 +255,24 @@ def evaluate(recogniser, scenes, iou=DEFAULT_IOU, keep_failures=20):
 def _truth_entries(data, default_effect):
     images = data.get("images", data) if isinstance(data, dict) else None
     if not isinstance(images, dict):
-        raise ValueError('expected {"images": {"file.jpg": [{"bbox": [x, y, w, h], "digit": d}, ...]}}')
+        raise ValueError('expected {"images": {"file.jpg": [{"bbox": [x, y, w, h], "digit": d}, ...]}} '
+                         'or {"images": {"file.jpg": "2026"}} (the digits as text)')
     effect = data.get("effect", default_effect) if "images" in data else default_effect
     for name, entry in sorted(images.items()):
+        text = None
         if isinstance(entry, dict):
-            digits, entry_effect = entry.get("digits", []), entry.get("effect", effect)
+            digits, entry_effect, text = entry.get("digits", []), entry.get("effect", effect), entry.get("text")
         else:
             digits, entry_effect = entry, effect
+        if isinstance(digits, str):
+            digits, text = [], digits
+        if text is not None:
+            try:
+                text_digits(text)
+            except ValueError as exc:
+                raise ValueError("%s: %s" % (name, exc))
+            yield name, [], entry_effect, text
+            continue
         truth = []
         for item in digits:
             bbox = [int(v) for v in item["bbox"]]
@@ -184,7 +281,7 @@ def _truth_entries(data, default_effect):
             entry_truth = dict(item)  # extra keys (e.g. the source of the digit) are kept
             entry_truth.update(bbox=bbox, digit=_as_digit(item["digit"]))
             truth.append(entry_truth)
-        yield name, truth, entry_effect
+        yield name, truth, entry_effect, None
 
 
 def load_scene_folder(folder):
@@ -204,7 +301,7 @@ def load_scene_folder(folder):
         entries = list(_truth_entries(data, default_effect))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError("%s: %s" % (truth_path, exc))
-    for name, truth, effect in entries:
+    for name, truth, effect, text in entries:
         path = os.path.join(folder, name)
         if not os.path.isfile(path):
             raise ValueError("%s names %s, which does not exist" % (truth_path, path))
@@ -214,6 +311,7 @@ def load_scene_folder(folder):
                 truth=truth,
                 effect=effect,
                 path=path,
+                text=text,
             )
         )
     return scenes
@@ -232,7 +330,7 @@ def load_scenes(path):
         if os.path.isfile(os.path.join(sub, TRUTH_FILE)):
             scenes.extend(load_scene_folder(sub))
     if not scenes:
-        raise ValueError("%s: no subfolder with a %s" % (path, TRUTH_FILE))
+        raise ValueError("%s: no %s in it, nor in a subfolder of it" % (path, TRUTH_FILE))
     return scenes
 
 

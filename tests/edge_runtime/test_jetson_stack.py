@@ -69,6 +69,18 @@ def test_recorded_scenes_with_opencv_411(tmp_path, effect, target):
     assert accuracy >= target, "%s: %d/%d = %.4f" % (effect, correct, true_digits, accuracy)
 
 
+def test_score_on_the_recorded_scenes_with_opencv_411(tmp_path):
+    """`score` (the photos-with-truth check users run on the device) under the Nano's stack, OpenCV DNN."""
+    report = tmp_path / "score.json"
+    code, out, err = run_py36(["score", "--model", BUNDLE, "--backend", "opencv", "--scenes", SCENES,
+                               "--report", str(report)])
+    assert code == 0, err
+    data = json.loads(report.read_text())
+    assert data["backend"] == "opencv" and data["images"] == 105
+    assert data["per_effect"]["clean"]["accuracy"] >= 0.995 and data["per_effect"]["camera"]["accuracy"] >= 0.985
+    assert "read right" in out
+
+
 BOXES_UNDER_PY36 = """
 import json, sys
 import numpy as np

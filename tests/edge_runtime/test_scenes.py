@@ -137,7 +137,7 @@ def test_load_scenes_both_truth_formats_and_effects(tmp_path):
 def test_load_scenes_errors_say_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match="not a folder"):
         sc.load_scenes(str(tmp_path / "missing"))
-    with pytest.raises(ValueError, match="no subfolder with a truth.json"):
+    with pytest.raises(ValueError, match="no truth.json in it, nor in a subfolder"):
         sc.load_scenes(str(tmp_path))
     (tmp_path / "truth.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
