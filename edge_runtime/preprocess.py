@@ -43,7 +43,10 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
 5. Ruled and margin lines: where a row/column projection shows a long line, runs
    longer than 30 % of the width (60 % of the height) are found at half size after
    smearing along the line (bridges breaks and a pixel of slant) and removed, except
-   the pixels of pen strokes that cross them (long runs across the line).
+   the pixels of pen strokes that cross them (long runs across the line). A line slanted
+   more than that (a page photographed at an angle, seen at 1280x960 and up) stays, broken
+   by the threshold into thin pieces; a thin piece whose ink runs on along its own axis
+   beyond both its ends is dropped as a piece of a line in step 6 (``_piece_of_a_line``).
 6. Pieces: the outer outlines of the mask's components, those inside another's hole included,
    less the enclosures (a circle or a box drawn around a digit: a component with one at least
    40 % of its hole's height inside a hole; only the outermost outlines hid the digit).
@@ -219,6 +222,12 @@ LONE_STROKE = 50.0  # a thinner piece, up to this x as tall as wide, is a 1 writ
 LONE_ENDS = 0.2  # when no other ink lies within this x its height of its two ends (not a box's side or a
 LONE_INK = 0.5  # piece of a longer line; other ink: at least this x the piece's darkest)
 MIN_WIDTH_PX = 2  # at the working size: one-pixel-wide runs are line remnants, not pen strokes
+LINE_PIECE_WIDTH = 0.35  # a piece at most this x as wide as tall (a 1, or a piece of a slanted ruling)
+LINE_REACH = 1.0  # is a piece of a line when, along its own axis, for this x its height beyond each end
+LINE_REACH_FRAME = 0.1  # and at least this x the frame's height (a line is long; a digit's side curves away),
+LINE_INK = 0.4  # ink of at least this x its darkest covers LINE_COVER of the way on both sides (on one where
+LINE_COVER = 0.8  # the other leaves the frame within LINE_REACH_MIN px)
+LINE_REACH_MIN = 8
 MAX_FILL = 0.72  # a box filled more than this at the frame-wide threshold may be a solid shape:
 SOLID_LEVEL = 0.5  # it is when its core (ink at this fraction of its darkest, at full resolution)
 MIN_COUNTER_AREA = 2.0  # has no hole of this many pixels (a bold 8's counter)
@@ -1444,6 +1453,8 @@ def _candidates(work, min_h, max_pieces=400, small_h=None):
             continue
         if box[3] <= 2 and box[2] >= DASH_LENGTH * box[3]:
             continue  # a stub of a ruled line, not part of a digit
+        if box[2] <= LINE_PIECE_WIDTH * box[3] and box[3] >= speck and _piece_of_a_line(work, box, contour):
+            continue  # a piece of a long straight line (a slanted ruling or margin line), not of a digit
         pieces.append(box)
         piece_contours.append(contour)
     tallest = max([box[3] for box in pieces] or [0])
@@ -1470,6 +1481,9 @@ def _candidates(work, min_h, max_pieces=400, small_h=None):
             continue
         if _inside_dark_region(work.paper, box):
             continue  # the outline of a dark object (a phone, a shadowed hole), not handwriting
+        if len(group) > 1 and w <= LINE_PIECE_WIDTH * h and _piece_of_a_line(
+                work, box, np.concatenate([piece_contours[g] for g in group])):
+            continue  # small pieces of a line, merged (each too short for its own axis to be sure)
         peak = _peak(work, box)
         if peak < work.strong_level:
             continue  # only faint marks: a ruling, a shadow edge, paper texture
@@ -1502,6 +1516,43 @@ def _lone_stroke(work, box, contour):
     foreign = cv2.subtract(strong, own)
     ends = (foreign[: y - y0 + reach], foreign[y + h - y0 - reach :])
     return not any(cv2.countNonZero(end) for end in ends)
+
+
+def _piece_of_a_line(work, box, contour):
+    """True when a thin, tall piece of ink (``contour``: its outline) runs on beyond both its ends
+    along its own axis: a piece of a ruling or margin line that the line removal missed (slanted with
+    the page and seen at a higher resolution than the removal's straight runs allow, then broken by
+    the threshold into pieces that would merge into digits or pass as 1s). Its axis is the line fitted
+    through its outline; along it, for LINE_REACH x its height (at least LINE_REACH_FRAME x the
+    frame's) beyond each end, ink of at least LINE_INK x the piece's darkest, within a pixel across,
+    must cover LINE_COVER of the way. An end whose way leaves the frame within LINE_REACH_MIN px is
+    not asked. A 1 ends where its stroke does (paper beyond it, a ruling crossing it for a pixel or
+    two), and the side of a 0 curves away from its axis within that reach."""
+    x, y, w, h = box
+    vx, vy, cx, cy = [float(v) for v in cv2.fitLine(contour, cv2.DIST_L2, 0, 0.01, 0.01).ravel()]
+    if abs(vy) < 0.5:
+        return False  # (a thin, tall piece runs up and down; this one does not)
+    if vy < 0:
+        vx, vy = -vx, -vy
+    ink = work.ink
+    work_h, work_w = ink.shape
+    level = LINE_INK * _peak(work, box)
+    reach = max(LINE_REACH_MIN, int(round(LINE_REACH * h)), int(round(LINE_REACH_FRAME * work_h)))
+    steps = np.arange(1, reach + 1, dtype=np.float32)
+    asked = 0
+    for end, sign in ((y - cy, -1.0), (y + h - 1 - cy, 1.0)):
+        t = end / vy + sign * steps
+        xs = np.rint(cx + vx * t).astype(np.int32)
+        ys = np.rint(cy + vy * t).astype(np.int32)
+        inside = (xs >= 1) & (xs < work_w - 1) & (ys >= 0) & (ys < work_h)
+        if np.count_nonzero(inside) < LINE_REACH_MIN:
+            continue
+        xs, ys = xs[inside], ys[inside]
+        darkest = np.maximum(np.maximum(ink[ys, xs - 1], ink[ys, xs]), ink[ys, xs + 1])
+        if np.count_nonzero(darkest >= level) < LINE_COVER * xs.size:
+            return False
+        asked += 1
+    return asked > 0
 
 
 def _without_thin_rows(mask, contour, box):

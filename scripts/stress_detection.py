@@ -42,7 +42,11 @@ digits 11-43 px tall (detection looks for 2.5 % of the frame and more: 12 px). "
 camera up close" renders ``synthetic://`` frames at 3x the size with digits 3x as tall (120-360 px,
 strokes up to about 50 px wide), its rulings, blur and noise at their pixel sizes. "One digit held
 up to the camera" is a ``synthetic://`` frame of one digit 160-384 px tall, a third of the frame's
-height and more, in the camera's pens (a marker's strokes are 40-80 px wide there). Blank pages (camera
+height and more, in the camera's pens (a marker's strokes are 40-80 px wide there). "The recorded
+scenes through a 1280x960 / 1920x1440 camera" are ``tests/data/scenes`` (clean and camera, notebook
+pages photographed at an angle, a red margin line slanted with the page) enlarged 2x / 3x (cubic) and
+saved as JPEG 90: what a camera of that resolution sees, where rulings the 640x480 frame hides are
+ink. Blank pages (camera
 effects: shadows, rulings, coloured paper, no digits) count the boxes found where there is
 nothing to find.
 """
@@ -581,6 +585,18 @@ def _held_up(frames, seed, effects):
     return [source.render(i) for i in range(frames)]
 
 
+def _recorded_enlarged(frames, factor):
+    """The first ``frames`` recorded scenes (``tests/data/scenes``, camera then clean) enlarged
+    ``factor`` x (cubic), through JPEG 90, their true boxes scaled alike."""
+    found = scenes.load_scenes(os.path.join(ROOT, "tests", "data", "scenes"))[:frames]
+    out = []
+    for scene in found:
+        big = cv2.resize(scenes.load_frame(scene), None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+        big = cv2.imdecode(cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 90])[1], cv2.IMREAD_COLOR)
+        out.append((big, [dict(t, bbox=[int(round(v * factor)) for v in t["bbox"]]) for t in scene.truth]))
+    return out
+
+
 def cases(frames, seed):
     """[(name, [(frame, truth)])] for every stress case (frames rendered lazily per case)."""
     out = []
@@ -637,6 +653,10 @@ def cases(frames, seed):
         for desk in DESKS:
             out.append(("the page lying on a %s desk, %s" % (desk, effects),
                         functools.partial(_on_desk, frames, seed, effects, desk)))
+    for factor in (2, 3):
+        name = "the recorded scenes through a %dx%d camera (enlarged %dx, JPEG 90)" % (
+            SIZE[0] * factor, SIZE[1] * factor, factor)
+        out.append((name, functools.partial(_recorded_enlarged, frames, factor)))
     for name, transform in transforms[:5]:  # every box on a blank page is a false one
         out.append(("blank page (no digits), camera, %s" % name,
                     functools.partial(_synthetic, frames, seed, transform, effects="camera", digits=0)))

@@ -97,7 +97,8 @@ def test_detection_finds_the_same_boxes_under_the_nano_stack(tmp_path):
     camera frames, circled or boxed digits (the contour hierarchy), pages lying on a desk (the paper
     estimate's sharp edges), 1920x1440 frames (a camera up close: the closing scaled to the working
     size, polarity judged on a small copy) and frames in poor light with strong sensor noise (the
-    median and the noise gate): numpy 1.19 and OpenCV 4.1.1 give exactly the boxes of today's."""
+    median and the noise gate), and recorded notebook pages enlarged 2x (a slanted margin line's pieces,
+    dropped along their fitted axis): numpy 1.19 and OpenCV 4.1.1 give exactly the boxes of today's."""
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     import stress_detection as sd
 
@@ -113,6 +114,7 @@ def test_detection_finds_the_same_boxes_under_the_nano_stack(tmp_path):
         frames += [frame for frame, _ in sd._synthetic(3, 7, dim, effects="camera")]
     frames.append(cv2.resize(SyntheticCamera(seed=7, effects="camera").render(21)[0], None, fx=3, fy=3,
                              interpolation=cv2.INTER_CUBIC))
+    frames += [frame for frame, _ in sd._recorded_enlarged(45, 2)[38:42]]  # slanted margin lines (_piece_of_a_line)
     np.savez_compressed(str(tmp_path / "frames.npz"), **{"f%03d" % i: frame for i, frame in enumerate(frames)})
     proc = subprocess.run([PYTHON, "-c", BOXES_UNDER_PY36, str(tmp_path / "frames.npz")], cwd=ROOT,
                           capture_output=True, text=True, timeout=240)
