@@ -167,7 +167,7 @@ def text_digits(text):
     if not isinstance(text, str):
         raise ValueError("expected the digits as a string, got %r" % (text,))
     digits = "".join(text.split())
-    if not digits.isdigit() and digits:
+    if any(c not in "0123456789" for c in digits):  # (not str.isdigit: it takes "²" and other scripts' digits)
         raise ValueError("text truth %r: expected only the digits 0-9, spaces and line breaks" % text)
     return digits
 
@@ -191,8 +191,8 @@ def read_text(detections):
 
 
 def frame_counts(detections, scene, iou=DEFAULT_IOU):
-    """One frame's counts: box truth matched by IoU (``match_detections``), text truth aligned
-    (``text_counts``)."""
+    """One frame's counts: box truth matched by IoU (``match_detections``), text truth by digit
+    counts (``text_counts``)."""
     if scene.text is not None:
         counts = text_counts(detections, scene.text)
     else:

@@ -49,7 +49,7 @@ def test_text_counts_order_ignored_misses_misreads_and_extra_readings():
 
 def test_text_truth_accepts_only_digits_and_whitespace():
     assert sc.text_digits(" 20\n26 ") == "2026" and sc.text_digits("") == ""
-    for bad in ("20a6", "2,026", 2026):
+    for bad in ("20a6", "2,026", 2026, "2\u00b2", "\u0663"):
         with pytest.raises(ValueError, match="digits"):
             sc.text_digits(bad)
 
