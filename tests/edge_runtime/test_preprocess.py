@@ -1388,12 +1388,13 @@ def test_the_noise_gate_clears_noise_where_the_paper_is_dark_and_keeps_strokes()
     assert kept[3] is None and all(a is b for a, b in zip(kept[:3], quiet, strict=True))
 
 
-@pytest.mark.parametrize("factor, noise, found_before, false_before", [(0.1, 6, 126, 53), (0.2, 10, 131, 17)])
+@pytest.mark.parametrize("factor, noise, found_before, false_before", [(0.1, 6, 126, 55), (0.2, 10, 131, 16)])
 def test_digits_in_poor_light_with_strong_sensor_noise(factor, noise, found_before, false_before, monkeypatch):
     """The stress cases "light x0.1, noise 6" and "light x0.2, noise 10" (camera, seed 7, 30 frames,
     137 digits): at most one digit missed and two false boxes. Without the noise gate (and the median
     that smooths the noisiest frames) ``found_before`` digits were found, with ``false_before``
-    false boxes: noise in the shadows and dark corners clumped into "digits"."""
+    false boxes: noise in the shadows and dark corners clumped into "digits" (53 / 17 before the line-piece
+    rule, ``_piece_of_a_line``, which parts a few of those clumps without the gate; with it, no change)."""
     frames = sd._synthetic(30, 7, lambda f, rng: sd.dimmed(f, rng, factor, noise), effects="camera")
 
     def counts():
