@@ -226,6 +226,16 @@ def detections_from_probs(boxes, probs, labels, min_confidence):
     return out
 
 
+def infer_in_batches(net, manifest, batch, max_batch):
+    """``net``'s probabilities for a preprocessed NHWC ``batch``, laid out for the manifest's model and
+    fed at most ``max_batch`` at a time (a TensorRT engine's batch size)."""
+    batch = batch_for_manifest(batch, manifest)
+    if len(batch) <= max_batch:
+        return net.infer(batch)
+    parts = [net.infer(batch[i:i + max_batch]) for i in range(0, len(batch), max_batch)]
+    return np.concatenate(parts, axis=0)
+
+
 def batch_for_manifest(batch, manifest):
     """preprocess gives NHWC [N, 28, 28, 1]; transpose for an NCHW model."""
     if manifest["input"]["layout"] == "NCHW" and batch.ndim == 4 and batch.shape[-1] == 1:
@@ -362,11 +372,7 @@ class _Classifier(object):
         self.read_numbers = read_numbers
 
     def infer(self, batch):
-        batch = batch_for_manifest(batch, self.manifest)
-        if len(batch) <= self.max_batch:
-            return self.net.infer(batch)
-        parts = [self.net.infer(batch[i:i + self.max_batch]) for i in range(0, len(batch), self.max_batch)]
-        return np.concatenate(parts, axis=0)
+        return infer_in_batches(self.net, self.manifest, batch, self.max_batch)
 
     def __call__(self, result):
         t0 = clock()

@@ -90,15 +90,13 @@ def add_arguments(parser):
 
 def recogniser_for(net, manifest, roi=None, max_digits=32, polarity="auto"):
     """frame -> [{bbox, digit, confidence}], as `run` reads an image folder (no smoothing)."""
-    from .pipeline import batch_for_manifest
+    from .pipeline import infer_in_batches
     from .scenes import recogniser_from_infer
 
     max_batch = int(getattr(net, "max_batch", 1 << 30))
 
     def infer(batch):
-        batch = batch_for_manifest(np.asarray(batch, np.float32), manifest)
-        parts = [net.infer(batch[i:i + max_batch]) for i in range(0, len(batch), max_batch)]
-        return np.concatenate(parts, axis=0) if len(parts) != 1 else parts[0]
+        return infer_in_batches(net, manifest, np.asarray(batch, np.float32), max_batch)
 
     options = {"roi": roi, "max_digits": max_digits}
     if polarity != "auto":
@@ -254,29 +252,24 @@ def write_png(path, image):
 # --------------------------------------------------------------------------
 
 
-def image_files(folder):
-    from .scenes import IMAGE_EXTENSIONS
-
-    return sorted(name for name in os.listdir(folder)
-                  if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, name)))
-
-
 def draft_truth(folder, recognise, min_confidence, stream):
     """Read every image of ``folder`` and write its readings as ``DRAFT_FILE`` there; returns the path."""
     import cv2
 
     from .manifest import atomic_write_json
+    from .sources import IMAGE_EXTENSIONS, image_paths
 
     if not os.path.isdir(folder):
         raise UserError("--scenes %s: not a folder (expected a folder of images)" % folder)
-    names = image_files(folder)
-    if not names:
-        raise UserError("--scenes %s: no .jpg, .jpeg, .png or .bmp image in it" % folder)
+    paths = image_paths(folder)  # (the images `run --source FOLDER` reads)
+    if not paths:
+        raise UserError("--scenes %s: no image (%s) in it" % (folder, " ".join(IMAGE_EXTENSIONS)))
     images, unsure, skipped = {}, 0, 0
-    for name in names:
-        frame = cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)
+    for path in paths:
+        name = os.path.basename(path)
+        frame = cv2.imread(path, cv2.IMREAD_COLOR)
         if frame is None:
-            LOG.warning("%s: cannot be read as an image; skipped", os.path.join(folder, name))
+            LOG.warning("%s: cannot be read as an image; skipped", path)
             skipped += 1
             continue
         digits = []
@@ -305,6 +298,7 @@ def draft_truth(folder, recognise, min_confidence, stream):
 
 def load_scenes_or_explain(path):
     from .scenes import TRUTH_FILE, load_scenes
+    from .sources import image_paths
 
     if not os.path.exists(path):
         raise UserError("--scenes %s: no such folder" % path)
@@ -312,7 +306,7 @@ def load_scenes_or_explain(path):
         return load_scenes(path)
     except ValueError as exc:
         hint = ""
-        if os.path.isdir(path) and not os.path.isfile(os.path.join(path, TRUTH_FILE)) and image_files(path):
+        if os.path.isdir(path) and not os.path.isfile(os.path.join(path, TRUTH_FILE)) and image_paths(path):
             hint = ("; to make one, run with --draft-truth (it writes %s from the model's readings) or write "
                     '{"images": {"photo.jpg": "2026"}} with the digits of each image' % DRAFT_FILE)
         raise UserError("%s%s" % (exc, hint))
@@ -345,12 +339,31 @@ def score_scenes(recognise, scenes, iou, min_confidence, montage_path=None, stre
     return result, images, unreadable, min(len(tiles), MONTAGE_TILES)
 
 
+def check_output(flag, path):
+    """Stop before any work when ``path`` (an output file) cannot be written: it is a folder, or the
+    nearest existing folder above it is a file or not writable."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise UserError("%s %s is a folder; give a file name, e.g. %s" % (flag, path, os.path.join(path, "score.out")))
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise UserError("%s %s: cannot write there (%s is %s); choose another path"
+                        % (flag, path, folder, "not a folder" if not os.path.isdir(folder) else "not writable"))
+
+
 def run(args):
     from . import manifest as mf
     from .app import backend_options
     from .backends import open_backend
 
     out = sys.stdout
+    check_output("--report", args.report)
+    check_output("--failures", args.failures)
+    if args.draft_truth and os.path.isdir(args.scenes):
+        check_output("--draft-truth", os.path.join(args.scenes, DRAFT_FILE))
     manifest = mf.load(args.model)
     scenes = None if args.draft_truth else load_scenes_or_explain(args.scenes)
     with open_backend(manifest, prefer=args.backend, **backend_options(args)) as net:

@@ -254,6 +254,17 @@ def test_bad_scene_folders_exit_2_with_the_reason(tmp_path, capsys, setup, expec
     assert code == 2 and expected in err, err
 
 
+@pytest.mark.parametrize("flag", ["--report", "--failures"])
+def test_an_output_that_cannot_be_written_stops_before_the_work(tmp_path, capsys, flag):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    for path, expected in ((blocker / "out.json", "not a folder"), (tmp_path, "is a folder")):
+        code, out, err = scored(capsys, "--scenes", SCENES, flag, str(path))
+        assert code == 2 and expected in err and flag in err, err
+        assert out == ""  # (nothing scored, nothing written)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
 @pytest.mark.parametrize("flag", [["--iou", "0"], ["--iou", "1.5"], ["--min-accuracy", "2"], []])
 def test_bad_values_are_refused_by_argparse(flag, capsys):
     args = ["score"] + FP32 + flag + ([] if not flag else ["--scenes", SCENES])
