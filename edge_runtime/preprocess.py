@@ -5,10 +5,12 @@ imports only numpy and cv2. Every size and scale comes from the manifest's
 ``preprocess`` dict (see ``edge_runtime.manifest.DEFAULT_PREPROCESS``).
 
 Detection approach (``digits_from_frame``): vectorised OpenCV at a working size
-(half resolution, or the longer side at 320 px for small frames and at most 960 px for
-big ones): 0.97 ms per 640x480 frame with 4.5 digits on average (300 synthetic:// frames
-in a loop, one OpenCV thread, 2-core x86 VM, night of 2026-11-24; 1.85 ms before the merge,
-ruled-line and crop changes of 2026-11-23); the per-digit work is a few small crops.
+(``work_scale``: the longer side at 320 px or the shorter at 240, whichever is bigger, never
+enlarged: a 640x480 frame at half size, and a bigger frame at the same picture, so that every
+rule sees the page at the detail it was tuned at; a ``roi`` gets more): 0.97 ms per 640x480
+frame with 4.5 digits on average (300 synthetic:// frames in a loop, one OpenCV thread, 2-core x86
+VM, night of 2026-11-24; 1.85 ms before the merge, ruled-line and crop changes of 2026-11-23); the
+per-digit work is a few small crops.
 
 1. Ink image: BGR/BGRA -> the minimum over B, G, R, so blue and red pens are as dark
    as black ones (gray frames are used as they are). On tinted paper that minimum is the
@@ -28,7 +30,7 @@ ruled-line and crop changes of 2026-11-23); the per-digit work is a few small cr
    All of this on a copy at most 160 px long, where strokes are thin at any frame size.
 3. Paper: a closing (max then min filter) on a 1/4-size copy removes the strokes and
    keeps the edges of shadows (its kernel grows with a working size over 320 px: the wide
-   strokes of big digits seen by a high-resolution camera); where the same closing at the
+   strokes of big digits in a region of interest); where the same closing at the
    working size is more than 5 % darker, it is taken instead (the sharp edge of a page
    lying on a desk, which the 1/4-size copy blurred into a rim of "ink" beyond it).
    ``ink = 1 - gray / paper`` is then independent of uneven light, vignetting, exposure and
@@ -138,8 +140,7 @@ import numpy as np
 from edge_runtime.manifest import DEFAULT_PREPROCESS
 
 WORK_SIDE = 320  # detection runs with the frame's longer side at about this many pixels,
-MIN_WORK_SCALE = 0.5  # but at no less than half the resolution (small digits in 720p frames)
-MAX_WORK_SIDE = 960  # unless that would make the longer side bigger than this
+WORK_SHORT_SIDE = 240  # or its shorter side at this many where that is more (a 640x480 frame at half size)
 PAPER_SHRINK = 4  # the paper estimate is made at 1/PAPER_SHRINK of the working size
 PAPER_KERNEL = 7  # with a closing this wide there (strokes up to 28 px wide at a working size of WORK_SIDE,
 # and as wide relative to a bigger working size: a high-resolution camera close to the page);
@@ -289,6 +290,7 @@ SURFACE_CHROMA = 0.08  # of another colour (its normalised B, G, R differ from t
 SURFACE_TEXTURE = 0.2  # and with ink over this fraction of the band around it lies on a desk's pattern
 SURFACE_AROUND = 0.3  # (its colour: the brighter half of its box grown by this x its size on each side)
 BORDER_PX = 3  # at the working size: components this close to the edge are cut by it
+BORDER_FULL_PX = 6  # (or this many frame pixels where that is less: a big frame's small working size)
 THIN_ROWS = 3  # ...unless cutting their horizontal runs under this many rows tall (a ruling's stub) frees them
 MIN_STROKE = 1.4  # strokes thinner than this in the model's box (a fine pen on a big digit) are grown
 STROKE_TARGET = 2.0  # to about this width there (MNIST's median ``stroke_width``; 1.4 is its 5th percentile)
@@ -684,10 +686,10 @@ def paper_from_gray(gray_work):
 
 def _paper_kernel(work_w, work_h):
     """The closing's side at 1/PAPER_SHRINK size: PAPER_KERNEL up to a working size of WORK_SIDE, and
-    as wide relative to a bigger one. A frame of up to 1920 px works at up to 960 px (MIN_WORK_SCALE),
-    where the strokes of digits filling a high-resolution camera's view are up to 3x as wide; a fixed
-    kernel left their cores in the paper and the strokes hollow (1920x1440 frames with 120-360 px
-    digits: 87 % of the digits read, against 99 % at 640x480)."""
+    as wide relative to a bigger one (a region of interest at up to its full resolution), where the
+    strokes of digits filling the view are up to 3x as wide; a fixed kernel left their cores in the
+    paper and the strokes hollow (1920x1440 frames with 120-360 px digits at 960x720: 87 % of the
+    digits read, against 99 % at 640x480)."""
     return max(PAPER_KERNEL, int(round(PAPER_KERNEL * max(work_w, work_h) / float(WORK_SIDE))))
 
 
@@ -1123,19 +1125,46 @@ def _looks_like_noise(mask):
     return cv2.countNonZero(cv2.dilate(cores, _kernel((2, 2)))) < NOISE_SOLID * inked
 
 
+def work_scale(h, w):
+    """The working size of an ``h`` x ``w`` frame (or ROI), as a fraction of it: its longer side at
+    WORK_SIDE or its shorter at WORK_SHORT_SIDE, whichever is bigger, and never enlarged.
+
+    Every rule was tuned on 640x480 frames at half size. A bigger frame used to work at half its
+    size too (up to 960 px), for the detail of small digits, but twice the detail relative to the page
+    is twice the sensor noise, rulings and grid lines the 640x480 picture averages away: stress cases
+    enlarged 2x (a 1280x960 camera) read worse in poor light, faded ink and on notebook pages, with up
+    to 45 false boxes in 30 frames where 640x480 had none. At the same picture as 640x480 they read
+    as 640x480 does (digits from 3 % of the frame's shorter side up, as before). Small digits in a big
+    frame keep their detail where it counts: the crops of digits under DETAIL_FACTOR model boxes at the
+    working size are cut from the full-resolution frame."""
+    return min(1.0, max(WORK_SIDE / float(max(h, w)), WORK_SHORT_SIDE / float(min(h, w))))
+
+
+def _shrunk(image, width, height):
+    """``image`` at ``width`` x ``height`` (INTER_AREA; INTER_LINEAR where that enlarges it). By a whole
+    factor first where it is at least 2, on OpenCV's fast INTER_AREA path, then by the rest: 1280x720 to
+    427x240 in 1.0 ms instead of 1.9, 1920x1080 in 2.1 instead of 4.3 (its last factor - 1 columns and
+    rows are left out: within the border rule's margin)."""
+    h, w = image.shape[:2]
+    if width > w or height > h:
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    factor = min(w // width, h // height)
+    if factor >= 2:
+        image = cv2.resize(image[: h // factor * factor, : w // factor * factor], (w // factor, h // factor),
+                           interpolation=cv2.INTER_AREA)
+    if image.shape[:2] == (height, width):
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
 def _work_from_frame(image, polarity, side=None):
     """The working pictures of ``image`` (``_Work``) and the debug images; ``side``: the working size's
-    longer side (default: from WORK_SIDE, MIN_WORK_SCALE and MAX_WORK_SIDE, never enlarged)."""
+    longer side (default: ``work_scale``'s)."""
     h, w = image.shape[:2]
-    longer = float(max(h, w))
-    if side is None:
-        scale = min(1.0, max(WORK_SIDE / longer, min(MIN_WORK_SCALE, MAX_WORK_SIDE / longer)))
-    else:
-        scale = side / longer
+    scale = work_scale(h, w) if side is None else side / float(max(h, w))
     work_w, work_h = max(8, int(round(w * scale))), max(8, int(round(h * scale)))
     if (work_w, work_h) != (w, h):
-        enlarged = work_w > w or work_h > h
-        small = cv2.resize(image, (work_w, work_h), interpolation=cv2.INTER_LINEAR if enlarged else cv2.INTER_AREA)
+        small = _shrunk(image, work_w, work_h)
     else:
         small = image
     gray = darkness_source(small)
@@ -1330,6 +1359,12 @@ def _on_shadow_edge(work, box, peak):
     return float(np.percentile(edges, 90)) < SHADOW_SOFTNESS * peak
 
 
+def _border(work):
+    """``_at_border``'s margin at ``work``'s working size: BORDER_PX, or BORDER_FULL_PX frame pixels
+    where that is less (a big frame's small working size; at least a pixel)."""
+    return min(BORDER_PX, max(1.0, BORDER_FULL_PX * min(work.scale_x, work.scale_y)))
+
+
 def _at_border(box, width, height, margin=BORDER_PX):
     """Within ``margin`` pixels of the frame (or ROI) edge: paper edges, shadows, digits cut by the frame."""
     x, y, w, h = box
@@ -1441,15 +1476,16 @@ def _candidates(work, min_h, max_pieces=400, small_h=None):
     if not contours:
         return [], 0
     speck = max(2, int(0.12 * min_h))
+    border = _border(work)
     pieces, piece_contours = [], []
     queue = [(contour, True) for contour in contours]
     for contour, may_cut in queue:  # (grows while it is read: the pieces cut off the border)
         box = cv2.boundingRect(contour)
         if max(box[2], box[3]) < speck or box[3] > MAX_DIGIT_FRACTION * work_h:
             continue
-        if _at_border(box, work_w, work_h):
+        if _at_border(box, work_w, work_h, border):
             if may_cut:
-                queue.extend((piece, False) for piece in _without_thin_rows(work.mask, contour, box))
+                queue.extend((piece, False) for piece in _without_thin_rows(work.mask, contour, box, border))
             continue
         if box[3] <= 2 and box[2] >= DASH_LENGTH * box[3]:
             continue  # a stub of a ruled line, not part of a digit
@@ -1555,7 +1591,7 @@ def _piece_of_a_line(work, box, contour):
     return asked > 0
 
 
-def _without_thin_rows(mask, contour, box):
+def _without_thin_rows(mask, contour, box, border=BORDER_PX):
     """The contours of a component touching the frame's edge once its horizontal runs under
     THIN_ROWS pixels tall are cut, when that leaves nothing at the edge: a ruling's stub, darker near
     the edge than the line removal's threshold lets it see, joined a digit to the edge (which rules
@@ -1564,7 +1600,7 @@ def _without_thin_rows(mask, contour, box):
     height, width = mask.shape
     own = _opened(cv2.bitwise_and(_filled([contour], box), mask[y : y + h, x : x + w]), (THIN_ROWS, 1))
     pieces = cv2.findContours(own, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x, y))[-2]
-    if any(_at_border(cv2.boundingRect(piece), width, height) for piece in pieces):
+    if any(_at_border(cv2.boundingRect(piece), width, height, border) for piece in pieces):
         return []
     return pieces
 
@@ -1730,7 +1766,7 @@ def _plausible(work, traced, box, found, growth):
         and nw <= MAX_WIDTH_OVER_HEIGHT * nh
         and nh <= MAX_HEIGHT_OVER_WIDTH * nw
         and nh <= MAX_DIGIT_FRACTION * work_h
-        and not _at_border(new, work_w, work_h)
+        and not _at_border(new, work_w, work_h, _border(work))
         and _inside(new, window)  # not running out of the window
         and not _grown_sideways(new, touching, box, found)
         and not _grown_into(new, box, found)
@@ -2048,7 +2084,7 @@ def _with_close_up(found, work, tallest, part, region, look):
         return found
     close_up, widths = _close_up(part, region[:2], **look)
     reach = PAPER_SHRINK * _paper_kernel(work.mask.shape[1], work.mask.shape[0]) / work.scale_y
-    margin = BORDER_PX / work.scale_x
+    margin = _border(work) / work.scale_x
     bold = [index for index, (box, width) in enumerate(zip(close_up.boxes, widths))  # noqa: B905 (Python 3.6)
             if WIDE_STROKE * reach <= width <= BOLD_MAX * box[3]]
     if not found.boxes:
