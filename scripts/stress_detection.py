@@ -46,7 +46,9 @@ height and more, in the camera's pens (a marker's strokes are 40-80 px wide ther
 scenes through a 1280x960 / 1920x1440 camera" are ``tests/data/scenes`` (clean and camera, notebook
 pages photographed at an angle, a red margin line slanted with the page) enlarged 2x / 3x (cubic) and
 saved as JPEG 90: what a camera of that resolution sees, where rulings the 640x480 frame hides are
-ink. Blank pages (camera
+ink. "Through a 1280x960 camera (rendered at that size)" renders ``synthetic://`` camera frames at
+1280x960 with everything twice as big but the rulings, blur and sensor noise, which keep their pixel
+sizes, then dims them: a bigger sensor's frame in poor light. Blank pages (camera
 effects: shadows, rulings, coloured paper, no digits) count the boxes found where there is
 nothing to find.
 """
@@ -173,6 +175,15 @@ def _scenes(frames, seed, change, **camera):
 def _synthetic(frames, seed, transform, **camera):
     """``frames`` synthetic:// scenes (SyntheticCamera options ``camera``), each frame transformed."""
     return _scenes(frames, seed, lambda frame, truth, rng: (transform(frame, rng), truth), **camera)
+
+
+def _high_resolution(frames, seed, transform, factor=2, **camera):
+    """``frames`` ``synthetic://`` camera scenes rendered at ``factor`` x 640x480 (digits, margins and
+    pens ``factor`` x as big, the rulings, blur and sensor noise at their pixel sizes), each transformed."""
+    from edge_runtime.synthetic import MAX_DIGIT_PX, MIN_DIGIT_PX
+
+    return _synthetic(frames, seed, transform, width=SIZE[0] * factor, height=SIZE[1] * factor,
+                      margin=8 * factor, digit_px=(MIN_DIGIT_PX * factor, MAX_DIGIT_PX * factor), **camera)
 
 
 def motion_blurred(frame, length):
@@ -657,9 +668,16 @@ def cases(frames, seed):
         name = "the recorded scenes through a %dx%d camera (enlarged %dx, JPEG 90)" % (
             SIZE[0] * factor, SIZE[1] * factor, factor)
         out.append((name, functools.partial(_recorded_enlarged, frames, factor)))
+    width, height = SIZE[0] * 2, SIZE[1] * 2
+    for name, transform in [transforms[0], transforms[3], transforms[4]]:
+        out.append(("synthetic camera through a %dx%d camera (rendered at that size), %s" % (width, height, name),
+                    functools.partial(_high_resolution, frames, seed, transform, effects="camera")))
     for name, transform in transforms[:5]:  # every box on a blank page is a false one
         out.append(("blank page (no digits), camera, %s" % name,
                     functools.partial(_synthetic, frames, seed, transform, effects="camera", digits=0)))
+    for name, transform in [transforms[0], transforms[4]]:
+        out.append(("blank page (no digits), camera, through a %dx%d camera, %s" % (width, height, name),
+                    functools.partial(_high_resolution, frames, seed, transform, effects="camera", digits=0)))
     return out
 
 

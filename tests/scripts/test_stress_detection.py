@@ -395,7 +395,9 @@ def test_a_short_run_prints_one_scored_row_per_case():
     simplex = [r for r in rows if r[0] == "font simplex, plain paper"][0]
     assert float(simplex[3][:-2]) >= 75.0  # a clean printed digit is read
     # Nothing to find on a blank page: accuracy and recall have nothing to count; every box is false.
-    assert len(blank) == 5 and all(r[2] == "0" and r[3] == r[4] == "-" for r in blank)
+    assert len(blank) == 7 and all(r[2] == "0" and r[3] == r[4] == "-" for r in blank)
+    high = [r for r in rows if "1280x960" in r[0]]  # (rendered at 1280x960, or the recorded scenes enlarged)
+    assert len(high) == 6 and all(int(r[1]) == 2 for r in high)
     assert all((r[5] == "-") == (r[6] == "0") for r in blank)
 
 
