@@ -143,7 +143,7 @@ WORK_SIDE = 320  # detection runs with the frame's longer side at about this man
 WORK_SHORT_SIDE = 240  # or its shorter side at this many where that is more (a 640x480 frame at half size)
 PAPER_SHRINK = 4  # the paper estimate is made at 1/PAPER_SHRINK of the working size
 PAPER_KERNEL = 7  # with a closing this wide there (strokes up to 28 px wide at a working size of WORK_SIDE,
-# and as wide relative to a bigger working size: a high-resolution camera close to the page);
+# and as wide relative to a bigger working size: a region of interest close to the page);
 EDGE_MARGIN = 1.05  # where the same closing at the working size x this is darker, it is taken (sharp edges)
 INK_FLOOR = 0.16  # never threshold ink below this (fraction darker than the paper)
 INK_RELATIVE = 0.45  # a digit's darkest ink reaches at least this fraction of the frame's strong-ink level
