@@ -919,13 +919,27 @@ def _empty_batch(pre, layout, debug=None):
     return DigitBatch(boxes=[], batch=batch_from_crops([], pre, layout), crops=[], debug=debug)
 
 
-def _reading_order(items):
-    """Sort (box, ...) tuples top-to-bottom in rows, then left-to-right."""
-    if not items:
-        return items
-    heights = sorted(it[0][3] for it in items)
-    median_h = float(heights[len(heights) // 2])
-    return sorted(items, key=lambda it: (int((it[0][1] + it[0][3] / 2.0) // max(1.0, median_h)), it[0][0]))
+def reading_order(items, box=lambda item: item[0]):
+    """``items`` in reading order, ``box(item)`` giving each one's (x, y, w, h): grouped into lines,
+    top to bottom, each left to right. An item joins the line above it when its centre lies within
+    half a digit's height of that line's mean centre (the taller of its own and the line's median
+    height), so a line written slightly uphill or with digits of uneven height stays one line (rows
+    cut at multiples of the median height split such a line where it crossed a cut)."""
+    lines = []  # [[centre sum, [heights], [items]]]
+    for item in sorted(items, key=lambda it: box(it)[1] + box(it)[3] / 2.0):
+        _, y, _, h = box(item)
+        centre = y + h / 2.0
+        if lines:
+            line = lines[-1]
+            heights = sorted(line[1])
+            median = (heights[(len(heights) - 1) // 2] + heights[len(heights) // 2]) / 2.0
+            if abs(centre - line[0] / len(line[2])) <= 0.5 * max(median, h):
+                line[0] += centre
+                line[1].append(h)
+                line[2].append(item)
+                continue
+        lines.append([centre, [h], [item]])
+    return [item for line in lines for item in sorted(line[2], key=lambda it: box(it)[0])]
 
 
 class _Work(NamedTuple):
@@ -2210,7 +2224,7 @@ def _digits_in(part, origin, min_h_full, pre, layout, polarity, debug, max_digit
     found = _off_the_page(work, found)
     if len(found) > max_digits:
         found = sorted(found, key=lambda f: -f[2])[:max_digits]
-    found = _reading_order(found)
+    found = reading_order(found)
     enough = _detail_pixels(pre)
     boxes, crops = [], []
     for box, contours, _ in found:

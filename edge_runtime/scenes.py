@@ -43,6 +43,7 @@ from typing import List, NamedTuple, Optional
 
 import numpy as np
 
+from . import preprocess
 from .smoothing import iou  # the one IoU of the runtime (tracking uses it per frame)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -140,26 +141,9 @@ def _rates(counts):
 
 
 def reading_order(detections):
-    """``detections`` (dicts with "bbox") in reading order: grouped into lines, top to bottom, each
-    left to right. A detection joins the line above it when its centre lies within half a digit's
-    height of that line's mean centre (the taller of its own and the line's median height), so a
-    line written slightly uphill or with digits of uneven height stays one line."""
-    items = sorted(detections, key=lambda d: d["bbox"][1] + d["bbox"][3] / 2.0)
-    lines = []  # [[centre sum, [heights], [detections]]]
-    for det in items:
-        _, y, _, h = det["bbox"]
-        centre = y + h / 2.0
-        line = lines[-1] if lines else None
-        if line is not None:
-            mean = line[0] / len(line[2])
-            height = max(float(np.median(line[1])), h)
-            if abs(centre - mean) <= 0.5 * height:
-                line[0] += centre
-                line[1].append(h)
-                line[2].append(det)
-                continue
-        lines.append([centre, [h], [det]])
-    return [det for line in lines for det in sorted(line[2], key=lambda d: d["bbox"][0])]
+    """``detections`` (dicts with "bbox") in reading order (``preprocess.reading_order``: the order
+    detection gives its boxes)."""
+    return preprocess.reading_order(detections, box=lambda d: d["bbox"])
 
 
 def text_digits(text):
