@@ -155,10 +155,11 @@ SPLIT_INK = 0.06  # holding at most this x the height in ink pixels
 # one box. A box at least NUMBER_WIDTH x as wide as tall that the model reads below NUMBER_DOUBT is
 # cut at up to NUMBER_CUTS of its emptiest columns (NUMBER_CUT_APART x its height apart and from its
 # sides) into pieces at least NUMBER_PIECE x its height tall, read in a second batch, and
-# ``resolve_splits`` keeps the pieces when the model is surer of them all than of the whole and their
-# geometric mean confidence is at least NUMBER_SURE (NUMBER_SURE_NARROW for a box less than
-# NUMBER_WIDE x as wide as tall: more often one wide digit, a 7's tail read as a 1, than two) and
-# their feet are level, within NUMBER_LEVEL x the box's height (the pieces of one wide digit rarely are).
+# ``resolve_splits`` keeps the pieces of the reading whose mean log confidence is highest when that
+# beats the whole's, their geometric mean confidence is at least NUMBER_SURE (NUMBER_SURE_NARROW for
+# a box less than NUMBER_WIDE x as wide as tall: more often one wide digit, a 7's tail read as a 1,
+# than two) and their feet are level, within NUMBER_LEVEL x the box's height (the pieces of one wide
+# digit rarely are).
 NUMBER_WIDTH = 1.0
 NUMBER_DOUBT = 0.999
 NUMBER_CUTS = 4
@@ -167,7 +168,7 @@ NUMBER_CUT_APART = (0.2, 0.15)  # (from each other, from the sides)
 NUMBER_PIECE = 0.7
 NUMBER_SURE = 0.98  # (0.97 cut single wide digits of synthetic:// seeds 10-12 in two)
 NUMBER_WIDE = 1.3
-NUMBER_SURE_NARROW = 0.999
+NUMBER_SURE_NARROW = 0.99
 NUMBER_LEVEL = 0.15
 NUMBER_PIECES = 32  # a frame's second batch holds at most this many pieces (an engine's batch size)
 # Digits of a number whose strokes lie apart in the frame, but which the working size joined (2-3 px
@@ -176,12 +177,13 @@ NUMBER_PIECES = 32  # a frame's second batch holds at most this many pieces (an 
 # strong-ink level, holds at least two pieces APART_TALL x its height tall (boxes NUMBER_WIDTH x as
 # wide are not pre-checked) is looked at in the frame: where its ink at that level falls into at
 # least two pieces NUMBER_PIECE x its height tall, each with the smaller pieces nearest it, those are
-# digits to read when the model doubts the box (``_apart_pieces``). They are kept when their
-# geometric mean confidence is at least APART_SURE and above the whole's, and their feet are level.
+# digits to read when the model doubts the box (``_apart_pieces``): one more reading for
+# ``resolve_splits``, scored APART_PREFERENCE above its mean log confidence (its pieces follow the
+# strokes, where a cut at a column may take a neighbour's).
 APART_WIDTH = 0.6
 APART_LEVEL = 0.6
 APART_TALL = 0.5
-APART_SURE = 0.98
+APART_PREFERENCE = 0.02
 NOISY_CROP_MEDIAN = 3  # on a noisy frame, full-resolution crops get a median this wide (the working picture's)
 # Tinted paper: on a frame whose strong ink is under BALANCE_FAINT (faded ink, a pencil), paper whose
 # channels' BALANCE_QUANTILE levels differ by BALANCE_NEUTRAL x or more is made neutral first, each
@@ -2437,11 +2439,14 @@ def _number_cuts(mask, box):
 def resolve_splits(boxes, probs, splits):
     """(boxes, probs) with each ``Split`` box replaced by its pieces where they read better.
 
-    ``probs``: the model's probabilities, the boxes' rows first, then the pieces'. Of all the ways
-    to cut a split box at its cut points, the one whose pieces' summed log confidence is highest is
-    taken when that beats the whole box's and the pieces' geometric mean confidence is at least
-    NUMBER_SURE (NUMBER_SURE_NARROW for a box less than NUMBER_WIDE x as wide as tall), and their
-    feet are level (``_level``). Returns lists of boxes and an array of their probabilities, in order.
+    ``probs``: the model's probabilities, the boxes' rows first, then the pieces'. A split box's
+    readings are its digits apart in the frame (``Split.apart``) and every way to cut it at its cut
+    points; each scores its pieces' mean log confidence (the apart pieces APART_PREFERENCE more:
+    they follow the strokes), so more pieces do not add up more doubt. The best (of equal scores,
+    the fewest pieces) is taken when it beats the whole box's log confidence, its geometric mean
+    confidence is at least NUMBER_SURE (NUMBER_SURE_NARROW for a box less than NUMBER_WIDE x as wide
+    as tall), and its pieces' feet are level (``_level``). Returns lists of boxes and an array of
+    their probabilities, in order.
     """
     probs = np.asarray(probs)
     if not splits:
@@ -2451,32 +2456,21 @@ def resolve_splits(boxes, probs, splits):
     for split in splits:
         best, best_score = None, log_sure[split.whole]
         _, _, w, h = boxes[split.whole]
-        if _apart_read(split.apart, log_sure, best_score, h):
-            chosen[split.whole] = split.apart
-            continue
         log_bar = np.log(NUMBER_SURE if w >= NUMBER_WIDE * h else NUMBER_SURE_NARROW)
-        for path in _cut_paths(split.pieces, 0, split.cuts):
-            score = sum(log_sure[split.pieces[key][1]] for key in path)
-            if score > best_score and score >= len(path) * log_bar and _level([split.pieces[key] for key in path], h):
-                best, best_score = path, score
+        readings = [(split.apart, APART_PREFERENCE)] if split.apart else []
+        readings += [([split.pieces[key] for key in path], 0.0) for path in _cut_paths(split.pieces, 0, split.cuts)]
+        for pieces, preference in sorted(readings, key=lambda reading: len(reading[0])):  # (a tie: fewer pieces)
+            score = sum(log_sure[row] for _, row in pieces) / len(pieces) + preference
+            if score > best_score and score >= log_bar and _level(pieces, h):
+                best, best_score = pieces, score
         if best is not None:
-            chosen[split.whole] = [split.pieces[key] for key in best]
+            chosen[split.whole] = best
     out_boxes, rows = [], []
     for index, box in enumerate(boxes):
         for piece_box, row in chosen.get(index, [(box, index)]):
             out_boxes.append(piece_box)
             rows.append(row)
     return out_boxes, probs[np.asarray(rows, np.int64)] if rows else probs[:0]
-
-
-def _apart_read(apart, log_sure, whole, height):
-    """Whether a box's ``apart`` pieces ([(box, row)]) read as its digits: their geometric mean
-    confidence at least APART_SURE and above the whole box's (``whole``: its log confidence), their
-    feet level. ``log_sure``: every row's log confidence."""
-    if not apart:
-        return False
-    mean = sum(log_sure[row] for _, row in apart) / len(apart)
-    return mean > whole and mean >= np.log(APART_SURE) and _level(apart, height)
 
 
 def _level(pieces, height):

@@ -1597,7 +1597,7 @@ def test_resolve_splits_takes_the_best_way_to_cut():
 
 def test_resolve_splits_asks_more_of_a_narrow_box_and_level_feet():
     # A box less than NUMBER_WIDE (1.3) x as wide as tall is more often one wide digit: its pieces
-    # need NUMBER_SURE_NARROW (0.999), a wider one's NUMBER_SURE (0.98).
+    # need NUMBER_SURE_NARROW (0.99), a wider one's NUMBER_SURE (0.98).
     sure_enough = _probs((8, 0.6), (4, 0.985), (1, 0.985))
     assert len(pp.resolve_splits([(10, 10, 48, 40)], sure_enough, [_split_of_two(1)])[0]) == 1  # 1.2 x
     assert len(pp.resolve_splits([(10, 10, 56, 40)], sure_enough, [_split_of_two(1)])[0]) == 2  # 1.4 x
@@ -1687,22 +1687,38 @@ def test_a_narrow_box_is_parted_where_its_strong_ink_is_in_two_tall_pieces():
         assert w >= pp.APART_WIDTH * h and found.numbers is None
 
 
-def test_resolve_splits_keeps_apart_pieces_the_model_reads_well_enough():
-    """Digits whose strokes lie apart in the frame are kept where the geometric mean of their
-    confidences is at least APART_SURE (0.98) and above the whole box's, their feet level; they come
-    before any cut at a column."""
-    boxes = [(10, 10, 40, 40)]
+def test_resolve_splits_weighs_apart_pieces_against_the_cuts_and_the_whole():
+    """A box's digits apart in the frame and its cuts at columns are readings of one kind: the one
+    whose pieces' mean log confidence is highest wins, the apart pieces scored APART_PREFERENCE (0.02)
+    higher; it must beat the whole box's log confidence, reach the width's bar (NUMBER_SURE 0.98 at
+    1.3 x as wide as tall or more, else NUMBER_SURE_NARROW 0.99) and stand with level feet."""
+    boxes = [(10, 10, 40, 40)]  # (as wide as tall: the narrow bar)
     apart = [((10, 10, 20, 40), 3), ((32, 10, 18, 40), 4)]
     split = pp.Split(0, 2, {(0, 1): ((10, 10, 22, 40), 1), (1, 2): ((32, 10, 18, 40), 2)}, apart)
     columns_sure = [(7, 0.99999), (1, 0.99999)]
-    out_boxes, out_probs = pp.resolve_splits(boxes, _probs((8, 0.9), *columns_sure, (2, 0.99), (3, 0.975)), [split])
-    assert out_boxes == [box for box, _ in apart] and out_probs.argmax(axis=1).tolist() == [2, 3]  # mean 0.982
-    out_boxes, _ = pp.resolve_splits(boxes, _probs((8, 0.9), *columns_sure, (2, 0.99), (3, 0.96)), [split])
-    assert out_boxes == [(10, 10, 22, 40), (32, 10, 18, 40)]  # mean 0.975: the columns' pieces
-    surer_whole = _probs((8, 0.9995), (7, 0.5), (1, 0.5), (2, 0.999), (3, 0.999))
-    assert pp.resolve_splits(boxes, surer_whole, [split])[0] == boxes
+
+    def read(*rows):
+        return pp.resolve_splits(boxes, _probs(*rows), [split])
+
+    out_boxes, out_probs = read((8, 0.9), *columns_sure, (2, 0.99), (3, 0.975))  # apart: mean log -0.0176
+    assert out_boxes == [box for box, _ in apart] and out_probs.argmax(axis=1).tolist() == [2, 3]
+    out_boxes, _ = read((8, 0.9), *columns_sure, (2, 0.99), (3, 0.96))  # -0.0255: short of the columns'
+    assert out_boxes == [(10, 10, 22, 40), (32, 10, 18, 40)]
+    assert read((8, 0.9995), (7, 0.5), (1, 0.5), (2, 0.97), (3, 0.97))[0] == boxes  # the whole reads surer
+    assert len(read((8, 0.9995), (7, 0.5), (1, 0.5), (2, 0.999), (3, 0.999))[0]) == 2  # not with the preference
+    assert read((8, 0.5), (7, 0.5), (1, 0.5), (2, 0.95), (3, 0.95))[0] == boxes  # under the narrow bar
     uneven = split._replace(apart=[((10, 10, 20, 40), 3), ((32, 2, 18, 40), 4)])  # feet 8 px apart (> 0.15 x 40)
     assert pp.resolve_splits(boxes, _probs((8, 0.9), (7, 0.5), (1, 0.5), (2, 0.999), (3, 0.999)), [uneven])[0] == boxes
+
+
+def test_resolve_splits_scores_a_reading_by_its_mean_not_its_sum():
+    """Three sure digits beat two: each reading scores its pieces' mean log confidence, so a number
+    is not read as fewer, wider pieces because more pieces add more doubt."""
+    pieces = {(0, 1): ((0, 0, 10, 30), 1), (1, 2): ((12, 0, 10, 30), 2), (2, 3): ((24, 0, 10, 30), 3),
+              (0, 2): ((0, 0, 22, 30), 4)}
+    probs = _probs((8, 0.5), (9, 0.995), (1, 0.995), (2, 0.995), (9, 0.9925))  # "9 2" sums higher, its mean is lower
+    out_boxes, out_probs = pp.resolve_splits([(0, 0, 34, 30)], probs, [pp.Split(0, 3, pieces, [])])
+    assert out_probs.argmax(axis=1).tolist() == [9, 1, 2] and len(out_boxes) == 3
 
 
 def test_a_cut_makes_at_most_max_digits_pieces():

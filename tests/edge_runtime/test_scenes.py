@@ -310,16 +310,17 @@ def test_numbers_whose_digits_are_apart_in_the_frame_are_read_digit_by_digit(mod
     """The stress case "numbers written close together", seed 7, 60 clean and 60 camera pages (833
     digits, 2-5 a number, -0.1 to 0.15 x their height apart). Digits whose strokes are a pixel or
     two apart are one box at the working size; parted along their own strokes in the frame
-    (``_apart_pieces``) the fixture cnn reads 82.6 % of the digits (77.7 % with cuts at columns only).
-    The pieces of a wide box cut at its columns are kept from a geometric mean confidence of 0.98
-    (``NUMBER_SURE``): at 0.995 it read 5 digits fewer (82.0 %)."""
+    (``_apart_pieces``) the fixture cnn reads 83.8 % of the digits (80.8 % with cuts at columns only;
+    82.6 % when the apart pieces came before any cut and readings were scored by their summed log
+    confidence). The pieces of a wide box cut at its columns are kept from a geometric mean
+    confidence of 0.98 (``NUMBER_SURE``): at 0.995 it read 5 digits fewer (83.2 %)."""
     from edge_runtime import preprocess
 
     sd = stress_scenes()
     frames = sd._numbers(60, 7, "clean") + sd._numbers(60, 7, "camera")
     result = sc.evaluate(model.recognise, frames)
     assert result["true_digits"] == 833
-    assert result["accuracy"] >= 0.80 and result["false_positives"] <= 3, result
+    assert result["accuracy"] >= 0.83 and result["false_positives"] <= 3, result
     bar = preprocess.NUMBER_SURE
     monkeypatch.setattr(preprocess, "NUMBER_SURE", 0.995)
     stricter = sc.evaluate(model.recognise, frames)
