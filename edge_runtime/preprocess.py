@@ -67,16 +67,17 @@ per-digit work is a few small crops.
    empty column is split there: digits of a number written close together. Digits that
    touch stay one box. After the model has read the boxes, one at least as wide as tall
    that it reads below 99.9 % is cut at up to 4 of its emptiest columns and its pieces are
-   read in a second batch (``Numbers``, ``read_numbers``): the pieces are kept where the
-   model is sure of them (a geometric mean confidence of at least 0.98, 0.999 in a box under
-   1.3 x as wide as tall), surer than of the whole box, and their feet are level (the model
-   alone cannot tell a touching "41" from a 4). Digits whose strokes are 1-3 px apart in the
-   frame, which the working size joined (and which may share columns: a 1 leaning into the
-   next digit), are parted along their own strokes instead: a box at least 0.6 x as wide as
-   tall whose strong ink is in two tall pieces is looked at in the frame's pixels, and where
-   its ink there is in two or more pieces 0.7 x its height tall, those are its digits, each
-   cropped from its own strokes. Frames without such a box pay 8 us per box 0.6-1 x as wide
-   as tall for the look.
+   read in a second batch (``Numbers``, ``read_numbers``). Digits whose strokes are 1-3 px
+   apart in the frame, which the working size joined (and which may share columns: a 1
+   leaning into the next digit), are parted along their own strokes too: a box at least 0.6 x
+   as wide as tall whose strong ink is in two tall pieces is looked at in the frame's pixels,
+   and where its ink there is in two or more pieces 0.7 x its height tall, those are one more
+   reading of it, each digit cropped from its own strokes. Frames without such a box pay 8 us
+   per box 0.6-1 x as wide as tall for the look. Of a box's readings, the one whose pieces
+   the model reads surest on average (mean log confidence; the pieces apart 0.02 ahead) is
+   kept where it beats the whole box, its geometric mean confidence is at least 0.98 (0.99
+   in a box under 1.3 x as wide as tall) and its pieces' feet are level (the model alone
+   cannot tell a touching "41" from a 4; ``resolve_splits``).
 7. Rejection: specks, stubs of rulings, anything touching the frame or ROI edge
    (paper edges, shadows, digits cut by the frame), too wide (w > 2.5 h) or too
    thin shapes (text-line fragments, line remnants: h > 12 w, unless the piece stands
